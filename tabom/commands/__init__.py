@@ -1,0 +1,1 @@
+"""Thin typer commands, one module per `tabom` verb; heavy imports stay inside function bodies."""

@@ -1,0 +1,38 @@
+"""`tabom data ...`: commands on trajectory files.
+
+    tabom data inspect runs/t.jsonl            # summary + every bad line, exit 2 if any
+    tabom data inspect runs/t.jsonl --strict   # stop at the first bad line
+
+Thin adapter over `tabom.trajectories.inspect`; `tabom.cli` mounts `data_app` as `data`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tabom.trajectories.inspect import inspect_file, render_report
+
+data_app = typer.Typer(help="Inspect and validate trajectory files.", no_args_is_help=True)
+
+
+@data_app.callback()
+def _data() -> None:
+    """Inspect and validate trajectory files."""
+
+
+@data_app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Trajectory JSONL.")],
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad line.")] = False,
+) -> None:
+    """Print counts, lengths, yield and decode statistics; list bad lines; exit 2 if any."""
+    report = inspect_file(path, strict=strict)
+    Console().print(render_report(report))
+    for error in report.errors:
+        typer.echo(str(error), err=True)
+    if not report.ok:
+        raise typer.Exit(code=2)

@@ -1,0 +1,134 @@
+"""`tabom pretrain`: train the built-in tiny DLM from scratch with the masked-diffusion objective.
+
+The corpus is a mixture of every built-in task family's training split, answers written in the
+families' *native* style (the ground-truth style is kept apart for SFT-GT). The objective is
+LLaDA's SFT recipe (`tabom.objectives.nelbo`): t ~ U(0, 1), each response token masked with
+p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response tokens.
+The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
+does, so the model learns to end).
+
+    tabom pretrain --out tabom/assets/tiny --steps 1500 --seed 0     # re-creates the shipped model
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from tabom.models.diffusion_lm import DiffusionLM
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that determines the shipped tiny checkpoint (re-running reproduces it)."""
+
+    out: str = "runs/pretrain"
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    gen_length: int = 64
+    n_per_family: int = 20000
+    seed: int = 0
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    model: dict = field(default_factory=dict)
+    """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.gen_length < 2:
+            raise ValueError("steps, batch_size must be >= 1 and gen_length >= 2")
+
+
+def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
+    """Answer text -> exactly gen_length ids: the answer, then EOS padding (at least one EOS)."""
+    ids = list(model.tokenizer.encode(text, add_special_tokens=False))
+    if len(ids) >= gen_length:
+        raise ValueError(f"answer of {len(ids)} tokens does not fit gen_length={gen_length}: {text!r}")
+    return ids + [model.eos_token_id] * (gen_length - len(ids))
+
+
+def collate(
+    model: DiffusionLM, pairs: list[tuple[list[int], list[int]]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(prompt ids, response ids) pairs -> input_ids (B, L), attention_mask (B, L), response_mask (B, L).
+
+    Prompts are left-padded so every response sits at the right end, as in decoding.
+    """
+    width = max(len(p) for p, _ in pairs)
+    rows, attn, resp = [], [], []
+    for prompt, answer in pairs:
+        pad = width - len(prompt)
+        rows.append([model.pad_token_id] * pad + prompt + answer)
+        attn.append([False] * pad + [True] * (len(prompt) + len(answer)))
+        resp.append([False] * (pad + len(prompt)) + [True] * len(answer))
+    return torch.tensor(rows), torch.tensor(attn), torch.tensor(resp)
+
+
+def pretrain(cfg: PretrainConfig, progress: bool = True) -> DiffusionLM:
+    """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model."""
+    from tabom.models.loading import save
+    from tabom.models.tiny import build_tiny
+    from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
+    from tabom.objectives.types import ObjectiveBatch
+    from tabom.tasks import mixture
+    from tabom.progress import progress_bar
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = build_tiny(seed=cfg.seed, **cfg.model)
+    problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
+    pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, cfg.gen_length)) for p in problems]
+    rng = random.Random(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "pretrain_log.jsonl").open("w")
+    model.train()
+    order: list[int] = []
+    start = time.time()
+    with progress_bar(enabled=progress) as bar:
+        task = bar.add_task("pretrain", total=cfg.steps)
+        for step in range(cfg.steps):
+            if len(order) < cfg.batch_size:
+                order = list(range(len(pairs)))
+                rng.shuffle(order)
+            batch = [pairs[order.pop()] for _ in range(cfg.batch_size)]
+            input_ids, attention_mask, response_mask = collate(model, batch)
+            batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
+                                     torch.full_like(input_ids, -1), model.mask_token_id)
+            noised = make_nelbo_inputs(batch_t, gen)
+            logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
+            out_loss = nelbo_loss(logits, noised)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            opt.zero_grad(set_to_none=True)
+            out_loss.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            record = {"step": step, "loss": float(out_loss.loss), "lr": lr_at(step),
+                      "grad_norm": float(grad_norm), "elapsed_s": round(time.time() - start, 1)}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.update(task, advance=1, description=f"pretrain loss {record['loss']:.3f}")
+    log.close()
+    model.eval()
+    save(model, out)
+    (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    return model

@@ -1,0 +1,189 @@
+"""Summaries and line-by-line validation of a trajectory file (`tabom data inspect`).
+
+    report = inspect_file("runs/t.jsonl")          # every line checked, errors collected
+    rich.print(render_report(report))
+    for e in report.errors: print(e)               # FILE:LINE: field: what is wrong
+
+The report holds: line counts, methods and models, response lengths in characters and in tokens
+up to the first EOS, the yield per data source (correct / rows with a known verdict, and the row
+total), and a histogram of how many tokens were unmasked per decode step (over steps
+0..last step of each trajectory, so steps that unmasked nothing count as 0).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from tabom.trajectories.io import PathLike, iter_json_lines
+from tabom.trajectories.schema import Trajectory, TrajectoryError, response_token_count
+
+
+@dataclass
+class LengthStats:
+    """Count, min, mean and max of a list of lengths (zeros when empty)."""
+
+    n: int = 0
+    min: int = 0
+    mean: float = 0.0
+    max: int = 0
+
+    @classmethod
+    def of(cls, values: list[int]) -> LengthStats:
+        if not values:
+            return cls()
+        return cls(len(values), min(values), sum(values) / len(values), max(values))
+
+
+@dataclass
+class SourceYield:
+    """Rows of one data source: total, with a known verdict, and verified correct."""
+
+    total: int = 0
+    known: int = 0
+    correct: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """correct / known, None when no verdict is known."""
+        return self.correct / self.known if self.known else None
+
+
+@dataclass
+class InspectReport:
+    """What `inspect_file` found in one trajectory file."""
+
+    path: str
+    n_lines: int = 0  # non-blank lines read
+    n_valid: int = 0
+    errors: list[TrajectoryError] = field(default_factory=list)
+    stopped_early: bool = False  # strict mode stopped at the first error
+    methods: Counter[str] = field(default_factory=Counter)
+    models: Counter[str] = field(default_factory=Counter)
+    response_chars: LengthStats = field(default_factory=LengthStats)
+    response_tokens: LengthStats = field(default_factory=LengthStats)
+    gen_lengths: Counter[int] = field(default_factory=Counter)
+    yields: dict[str, SourceYield] = field(default_factory=dict)
+    tokens_per_step: Counter[int] = field(default_factory=Counter)  # k -> number of steps
+    never_decoded: int = 0  # positions with decoding_order == -1
+
+    @property
+    def ok(self) -> bool:
+        """True when every line read was valid."""
+        return not self.errors
+
+    @property
+    def mean_tokens_per_step(self) -> float:
+        steps = sum(self.tokens_per_step.values())
+        return sum(k * n for k, n in self.tokens_per_step.items()) / steps if steps else 0.0
+
+
+def step_histogram(decoding_order: list[int]) -> Counter[int]:
+    """Histogram {tokens unmasked at a step: number of such steps} over steps 0..max step.
+
+    [0, 2, 1, 2, -1] -> steps 0,1,2 unmask 1,1,2 tokens -> {1: 2, 2: 1}.
+    """
+    decoded = [s for s in decoding_order if s >= 0]
+    if not decoded:
+        return Counter()
+    per_step = Counter(decoded)
+    return Counter(per_step.get(s, 0) for s in range(max(decoded) + 1))
+
+
+def _add(report: InspectReport, traj: Trajectory, chars: list[int], tokens: list[int]) -> None:
+    report.n_valid += 1
+    report.methods[traj.method] += 1
+    report.models[traj.model] += 1
+    report.gen_lengths[traj.gen_length] += 1
+    chars.append(len(traj.response))
+    tokens.append(response_token_count(traj))
+    src = report.yields.setdefault(traj.data_source, SourceYield())
+    src.total += 1
+    if traj.correct is not None:
+        src.known += 1
+        src.correct += int(traj.correct)
+    report.tokens_per_step.update(step_histogram(traj.decoding_order))
+    report.never_decoded += sum(1 for s in traj.decoding_order if s < 0)
+
+
+def inspect_file(path: PathLike, strict: bool = False) -> InspectReport:
+    """Check every line of `path` and summarise the valid ones.
+
+    strict=True stops at the first bad line (the report then covers the lines before it).
+    Duplicate ids are reported as errors on the later line.
+    """
+    report = InspectReport(path=str(path))
+    chars: list[int] = []
+    tokens: list[int] = []
+    first_line: dict[str, int] = {}
+    for lineno, item in iter_json_lines(path):
+        report.n_lines += 1
+        try:
+            if isinstance(item, TrajectoryError):
+                raise item
+            traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
+            if traj.id in first_line:
+                raise TrajectoryError(
+                    str(path), lineno, "id",
+                    f"duplicate id {traj.id!r} (first on line {first_line[traj.id]})",
+                )
+            first_line[traj.id] = lineno
+        except TrajectoryError as e:
+            report.errors.append(e)
+            if strict:
+                report.stopped_early = True
+                break
+            continue
+        _add(report, traj, chars, tokens)
+    report.response_chars = LengthStats.of(chars)
+    report.response_tokens = LengthStats.of(tokens)
+    return report
+
+
+def _counter_text(counter: Counter[str] | Counter[int]) -> str:
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counter.items(), key=lambda kv: str(kv[0])))
+
+
+def render_report(report: InspectReport) -> Group:
+    """A rich renderable: overview, response lengths, yield per source, tokens per step."""
+    overview = Table(title=f"Trajectories in {Path(report.path).name}", show_header=False)
+    overview.add_column("what", style="bold")
+    overview.add_column("value")
+    overview.add_row("file", report.path)
+    overview.add_row("lines read", str(report.n_lines) + (" (stopped early)" if report.stopped_early else ""))
+    overview.add_row("valid", str(report.n_valid))
+    overview.add_row("bad", str(len(report.errors)))
+    overview.add_row("methods", _counter_text(report.methods) or "-")
+    overview.add_row("models", _counter_text(report.models) or "-")
+    overview.add_row("gen_length", _counter_text(report.gen_lengths) or "-")
+    overview.add_row("positions never decoded", str(report.never_decoded))
+
+    lengths = Table(title="Response length")
+    for col in ("unit", "n", "min", "mean", "max"):
+        lengths.add_column(col, justify="right" if col != "unit" else "left")
+    for unit, st in (("chars", report.response_chars), ("tokens (to first EOS)", report.response_tokens)):
+        lengths.add_row(unit, str(st.n), str(st.min), f"{st.mean:.1f}", str(st.max))
+
+    yields = Table(title="Yield per data source")
+    for col in ("data_source", "correct", "known", "rate", "rows"):
+        yields.add_column(col, justify="left" if col == "data_source" else "right")
+    for name in sorted(report.yields):
+        y = report.yields[name]
+        rate = "-" if y.rate is None else f"{100 * y.rate:.1f}%"
+        yields.add_row(name, str(y.correct), str(y.known), rate, str(y.total))
+
+    steps = Table(title=f"Tokens unmasked per step (mean {report.mean_tokens_per_step:.2f})")
+    steps.add_column("tokens in the step", justify="right")
+    steps.add_column("steps", justify="right")
+    for k in sorted(report.tokens_per_step):
+        steps.add_row(str(k), str(report.tokens_per_step[k]))
+
+    parts: list[Table | Text] = [overview, lengths, yields, steps]
+    status = "all lines valid" if report.ok else f"{len(report.errors)} bad line(s)"
+    parts.append(Text(status, style="green" if report.ok else "bold red"))
+    return Group(*parts)
