@@ -155,7 +155,8 @@ def render_report(report: InspectReport) -> Group:
     overview.add_column("what", style="bold")
     overview.add_column("value")
     overview.add_row("file", report.path)
-    overview.add_row("lines read", str(report.n_lines) + (" (stopped early)" if report.stopped_early else ""))
+    stopped = " (stopped at the first bad line)" if report.stopped_early else ""
+    overview.add_row("lines read", f"{report.n_lines}{stopped}")
     overview.add_row("valid", str(report.n_valid))
     overview.add_row("bad", str(len(report.errors)))
     overview.add_row("methods", _counter_text(report.methods) or "-")
@@ -166,7 +167,8 @@ def render_report(report: InspectReport) -> Group:
     lengths = Table(title="Response length")
     for col in ("unit", "n", "min", "mean", "max"):
         lengths.add_column(col, justify="right" if col != "unit" else "left")
-    for unit, st in (("chars", report.response_chars), ("tokens (to first EOS)", report.response_tokens)):
+    units = (("chars", report.response_chars), ("tokens (to first EOS)", report.response_tokens))
+    for unit, st in units:
         lengths.add_row(unit, str(st.n), str(st.min), f"{st.mean:.1f}", str(st.max))
 
     yields = Table(title="Yield per data source")
@@ -177,7 +179,7 @@ def render_report(report: InspectReport) -> Group:
         rate = "-" if y.rate is None else f"{100 * y.rate:.1f}%"
         yields.add_row(name, str(y.correct), str(y.known), rate, str(y.total))
 
-    steps = Table(title=f"Tokens unmasked per step (mean {report.mean_tokens_per_step:.2f})")
+    steps = Table(title=f"Tokens per step (mean {report.mean_tokens_per_step:.2f})")
     steps.add_column("tokens in the step", justify="right")
     steps.add_column("steps", justify="right")
     for k in sorted(report.tokens_per_step):

@@ -80,8 +80,9 @@ def read_trajectories(
                 raise item
             traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
             if traj.id in first_line:
+                first = first_line[traj.id]
                 raise TrajectoryError(
-                    str(path), lineno, "id", f"duplicate id {traj.id!r} (first on line {first_line[traj.id]})"
+                    str(path), lineno, "id", f"duplicate id {traj.id!r} (first on line {first})"
                 )
             first_line[traj.id] = lineno
             good.append(traj)
@@ -230,7 +231,8 @@ def _whole_lines(path: Path) -> Iterator[tuple[int, str, str]]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                raise TrajectoryError(str(path), lineno, "json", f"invalid JSON ({e.msg})") from None
+                problem = f"invalid JSON ({e.msg})"
+                raise TrajectoryError(str(path), lineno, "json", problem) from None
             value = obj.get("id") if isinstance(obj, dict) else None
             if not isinstance(value, str):
                 raise TrajectoryError(str(path), lineno, "id", "missing or not a string")

@@ -116,9 +116,9 @@ def read_prompts(path: PathLike) -> list[PromptRecord]:
                 raise ValueError(f"{path}:{lineno}: json: invalid JSON ({e.msg})") from None
             rec = parse_prompt(obj, path=str(path), lineno=lineno)
             if rec.id in first_line:
-                raise ValueError(
-                    f"{path}:{lineno}: id: duplicate id {rec.id!r} (first on line {first_line[rec.id]})"
-                )
+                first = first_line[rec.id]
+                problem = f"duplicate id {rec.id!r} (first on line {first})"
+                raise ValueError(f"{path}:{lineno}: id: {problem}")
             first_line[rec.id] = lineno
             records.append(rec)
     return records

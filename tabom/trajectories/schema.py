@@ -21,6 +21,7 @@ wrong`. This module imports only the standard library.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +80,9 @@ class Trajectory:
         settings: decode settings (gen_length, steps, block_length, temperature, top_p, top_k,
             tokens_per_step, seed; optionally eos_token_id).
         answer: reference answer, when the prompt had one.
-        non_ltr_positions: response positions that the release's ling_coder recipe samples
-            its time-delay cut from (decoded before some position to their left).
+        non_ltr_positions: response positions (0-based) the release marks as decoded out of
+            left-to-right order; its ling_coder recipe samples the time-delay cut from their
+            decode steps. Validated and passed through, never computed here.
         extra: unknown fields read from a file, written back unchanged.
     """
 
@@ -137,6 +139,9 @@ class Trajectory:
         return _parse(obj, str(path), lineno)
 
 
+_Err = Callable[[str, str], TrajectoryError]  # (field, problem) -> error to raise
+
+
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -145,7 +150,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _int_list(obj: dict[str, Any], key: str, err: Any) -> list[int]:
+def _int_list(obj: dict[str, Any], key: str, err: _Err) -> list[int]:
     value = obj[key]
     if not isinstance(value, list):
         raise err(key, f"expected a list of ints, got {_type_name(value)}")
@@ -155,7 +160,7 @@ def _int_list(obj: dict[str, Any], key: str, err: Any) -> list[int]:
     return value
 
 
-def _settings(obj: dict[str, Any], err: Any) -> dict[str, Any]:
+def _settings(obj: dict[str, Any], err: _Err) -> dict[str, Any]:
     settings = obj["settings"]
     if not isinstance(settings, dict):
         raise err("settings", f"expected an object, got {_type_name(settings)}")
@@ -183,12 +188,13 @@ def _one_token_per_step(settings: dict[str, Any], gen_length: int) -> bool:
     return no_blocks and settings.get("steps") == gen_length
 
 
-def _check_order(order: list[int], settings: dict[str, Any], err: Any) -> None:
+def _check_order(order: list[int], settings: dict[str, Any], err: _Err) -> None:
     steps = settings.get("steps")
     for pos, step in enumerate(order):
         if step < -1 or (steps is not None and step >= steps):
             bound = f"[0, {steps})" if steps is not None else "[0, inf)"
-            raise err("decoding_order", f"position {pos} has step {step}, expected -1 or in {bound}")
+            problem = f"position {pos} has step {step}, expected -1 or in {bound}"
+            raise err("decoding_order", problem)
     if not _one_token_per_step(settings, len(order)):
         return
     first_pos: dict[int, int] = {}

@@ -1,8 +1,9 @@
-"""Shared helpers for the trajectory tests: a small valid trajectory and JSONL writing."""
+"""Shared fixtures for the trajectory tests: a small valid trajectory and JSONL writing."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from tabom.trajectories.schema import Trajectory
 
 
-def make_traj(traj_id: str = "t0", **overrides: Any) -> Trajectory:
+def _make_traj(traj_id: str = "t0", **overrides: Any) -> Trajectory:
     """A valid 4-token trajectory decoded one token per step (steps == gen_length == 4).
 
     Response ids [5, 6, 2, 2] with EOS id 2: two real tokens, then EOS padding.
@@ -36,7 +37,7 @@ def make_traj(traj_id: str = "t0", **overrides: Any) -> Trajectory:
     return Trajectory(**fields)
 
 
-def write_lines(path: Path, objs: list[Any]) -> Path:
+def _write_lines(path: Path, objs: list[Any]) -> Path:
     """Write each item as one line: dicts as JSON, strings verbatim."""
     with open(path, "w", encoding="utf-8") as f:
         for obj in objs:
@@ -45,6 +46,18 @@ def write_lines(path: Path, objs: list[Any]) -> Path:
 
 
 @pytest.fixture
+def make_traj() -> Callable[..., Trajectory]:
+    """Factory of valid trajectories: `make_traj(id, **field_overrides)`."""
+    return _make_traj
+
+
+@pytest.fixture
+def write_lines() -> Callable[[Path, list[Any]], Path]:
+    """Writer of JSONL test files: `write_lines(path, [obj or raw str, ...])`."""
+    return _write_lines
+
+
+@pytest.fixture
 def traj_obj() -> dict[str, Any]:
     """The JSON object of `make_traj()`."""
-    return make_traj().to_json()
+    return _make_traj().to_json()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tabom.trajectories.schema import Trajectory, TrajectoryError, response_token_count
-from tests.trajectories.conftest import make_traj
 
 
 def _error(obj: Any) -> str:
@@ -17,7 +20,7 @@ def _error(obj: Any) -> str:
     return str(info.value)
 
 
-def test_round_trip_keeps_every_field() -> None:
+def test_round_trip_keeps_every_field(make_traj: Callable[..., Trajectory]) -> None:
     traj = make_traj(answer="2", non_ltr_positions=[0], extra={"note": "x"})
     line = traj.to_line()
     assert "\n" not in line
@@ -26,7 +29,7 @@ def test_round_trip_keeps_every_field() -> None:
     assert back.gen_length == 4
 
 
-def test_written_names_are_the_release_names() -> None:
+def test_written_names_are_the_release_names(make_traj: Callable[..., Trajectory]) -> None:
     obj = make_traj().to_json()
     assert {"prompt", "response", "response_token_ids", "decoding_order", "method"} <= set(obj)
     assert "question" not in obj and "gen_text" not in obj
@@ -48,43 +51,65 @@ def test_tabom_name_wins_over_alias(traj_obj: dict[str, Any]) -> None:
     assert Trajectory.from_json(obj, path="f", lineno=1).prompt == "What is 1+1?"
 
 
-def test_non_utf8_ascii_text_kept() -> None:
+def test_non_ascii_text_kept(make_traj: Callable[..., Trajectory]) -> None:
     traj = make_traj(response="π ≈ 3.14")
     assert "π" in traj.to_line()
     assert Trajectory.from_json(json.loads(traj.to_line())).response == "π ≈ 3.14"
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda o: o.pop("decoding_order"), "f.jsonl:7: decoding_order: required field is missing"),
-        (lambda o: o.pop("prompt"), "f.jsonl:7: prompt: required field is missing (or its alias 'question')"),
-        (lambda o: o.update(id=3), "f.jsonl:7: id: expected a string, got int"),
-        (lambda o: o.update(id=""), "f.jsonl:7: id: must not be empty"),
-        (lambda o: o.update(response=None), "f.jsonl:7: response: expected a string, got null"),
-        (lambda o: o.update(method="greedy"), "f.jsonl:7: method: 'greedy' is not one of entropy, confidence, margin, random"),
-        (lambda o: o.update(correct="yes"), "f.jsonl:7: correct: expected true, false or null, got str"),
-        (lambda o: o.update(answer=5), "f.jsonl:7: answer: expected a string or null, got int"),
-        (lambda o: o.update(prompt_token_ids="1 2"), "f.jsonl:7: prompt_token_ids: expected a list of ints, got str"),
-        (lambda o: o.update(response_token_ids=[5, 6.0, 2, 2]), "f.jsonl:7: response_token_ids: item 1 is float 6.0, expected an int"),
-        (lambda o: o.update(decoding_order=[1, True, 2, 3]), "f.jsonl:7: decoding_order: item 1 is bool True, expected an int"),
-        (lambda o: o.update(response_token_ids=[], decoding_order=[]), "f.jsonl:7: response_token_ids: must not be empty"),
-        (lambda o: o.update(settings=[]), "f.jsonl:7: settings: expected an object, got list"),
-        (lambda o: o["settings"].update(steps="4"), "f.jsonl:7: settings.steps: expected int, got str"),
-        (lambda o: o["settings"].update(steps=0), "f.jsonl:7: settings.steps: must be >= 1, got 0"),
-        (lambda o: o["settings"].update(top_p="x"), "f.jsonl:7: settings.top_p: expected int or float or null, got str"),
-        (lambda o: o.update(decoding_order=[0, 1, 2]), "f.jsonl:7: decoding_order: has 3 entries but response_token_ids has 4"),
-        (lambda o: o["settings"].update(gen_length=8), "f.jsonl:7: settings.gen_length: is 8 but response_token_ids has 4 entries"),
-        (lambda o: o.update(decoding_order=[0, 1, 2, 4]), "f.jsonl:7: decoding_order: position 3 has step 4, expected -1 or in [0, 4)"),
-        (lambda o: o.update(decoding_order=[0, -2, 1, 2]), "f.jsonl:7: decoding_order: position 1 has step -2, expected -1 or in [0, 4)"),
-        (lambda o: o.update(decoding_order=[0, 2, 0, 1]), "f.jsonl:7: decoding_order: step 0 unmasks positions 0 and 2, but the settings decode one token per step"),
-        (lambda o: o.update(non_ltr_positions=[4]), "f.jsonl:7: non_ltr_positions: position 4 is outside [0, 4)"),
-    ],
-)
-def test_each_validation_error(traj_obj: dict[str, Any], change: Any, message: str) -> None:
+def _set(**kv: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda o: o.update(kv)
+
+
+def _set_setting(**kv: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda o: o["settings"].update(kv)
+
+
+def _drop(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda o: o.pop(key)
+
+
+ONE_PER_STEP = "but the settings decode one token per step"
+CASES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+    (_drop("decoding_order"), "decoding_order: required field is missing"),
+    (_drop("prompt"), "prompt: required field is missing (or its alias 'question')"),
+    (_set(id=3), "id: expected a string, got int"),
+    (_set(id=""), "id: must not be empty"),
+    (_set(response=None), "response: expected a string, got null"),
+    (_set(method="greedy"),
+     "method: 'greedy' is not one of entropy, confidence, margin, random"),
+    (_set(correct="yes"), "correct: expected true, false or null, got str"),
+    (_set(answer=5), "answer: expected a string or null, got int"),
+    (_set(prompt_token_ids="1 2"), "prompt_token_ids: expected a list of ints, got str"),
+    (_set(response_token_ids=[5, 6.0, 2, 2]),
+     "response_token_ids: item 1 is float 6.0, expected an int"),
+    (_set(decoding_order=[1, True, 2, 3]), "decoding_order: item 1 is bool True, expected an int"),
+    (_set(response_token_ids=[], decoding_order=[]), "response_token_ids: must not be empty"),
+    (_set(settings=[]), "settings: expected an object, got list"),
+    (_set_setting(steps="4"), "settings.steps: expected int, got str"),
+    (_set_setting(steps=0), "settings.steps: must be >= 1, got 0"),
+    (_set_setting(top_p="x"), "settings.top_p: expected int or float or null, got str"),
+    (_set(decoding_order=[0, 1, 2]),
+     "decoding_order: has 3 entries but response_token_ids has 4"),
+    (_set_setting(gen_length=8),
+     "settings.gen_length: is 8 but response_token_ids has 4 entries"),
+    (_set(decoding_order=[0, 1, 2, 4]),
+     "decoding_order: position 3 has step 4, expected -1 or in [0, 4)"),
+    (_set(decoding_order=[0, -2, 1, 2]),
+     "decoding_order: position 1 has step -2, expected -1 or in [0, 4)"),
+    (_set(decoding_order=[0, 2, 0, 1]),
+     f"decoding_order: step 0 unmasks positions 0 and 2, {ONE_PER_STEP}"),
+    (_set(non_ltr_positions=[4]), "non_ltr_positions: position 4 is outside [0, 4)"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), CASES)
+def test_each_validation_error(
+    traj_obj: dict[str, Any], change: Callable[[dict[str, Any]], None], message: str
+) -> None:
     obj = json.loads(json.dumps(traj_obj))  # deep copy
     change(obj)
-    assert _error(obj) == message
+    assert _error(obj) == f"f.jsonl:7: {message}"
 
 
 def test_not_an_object() -> None:
@@ -130,10 +155,28 @@ def test_never_decoded_and_no_steps_setting(traj_obj: dict[str, Any]) -> None:
     assert Trajectory.from_json(obj).decoding_order == [0, 99, -1, 99]
 
 
-def test_response_token_count() -> None:
+def test_response_token_count(make_traj: Callable[..., Trajectory]) -> None:
     """[5, 6, 2, 2]: EOS id 2 (the padding) first at index 2 -> 2 tokens, with or without the id."""
     assert response_token_count(make_traj()) == 2
     with_eos = make_traj(settings={"eos_token_id": 6})
     assert response_token_count(with_eos) == 1  # first 6 is at index 1
     full = make_traj(response_token_ids=[5, 6, 7, 8])
     assert response_token_count(full) == 3  # no padding: the heuristic counts one short
+
+
+def test_doc_example_line_is_valid() -> None:
+    """The example in docs/trajectory_format.md parses and has 16 positions, steps 0..15 once."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "trajectory_format.md"
+    block = doc.read_text().split("```json\n", 1)[1].split("```", 1)[0].strip()
+    traj = Trajectory.from_json(json.loads(block), path=str(doc), lineno=1)
+    assert traj.gen_length == 16 and sorted(traj.decoding_order) == list(range(16))
+    assert response_token_count(traj) == 14  # EOS 151643 first at index 14
+
+
+def test_trajectory_modules_do_not_import_torch() -> None:
+    code = (
+        "import sys, tabom.trajectories, tabom.trajectories.inspect, tabom.commands.data; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,1 @@
+"""Evaluation: accuracy on task families and benchmarks, TDS, the lm-eval model, reports."""
