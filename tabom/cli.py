@@ -28,6 +28,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("pretrain", "pretrain", "pretrain"),
     ("evaluate", "eval_command", "eval"),
     ("data", "data_app", "data"),
+    ("generate", "generate", "generate"),
+    ("train", "train", "train"),
+    ("tds", "tds", "tds"),
+    ("lm_eval", "lm_eval_command", "lm-eval"),
+    ("reproduce", "reproduce", "reproduce"),
 ]
 
 

@@ -57,7 +57,8 @@ def check_options(options: SamplerOptions) -> None:
             f"strategy: unknown {options.strategy!r}; choose one of {', '.join(STRATEGIES)}"
         )
     check_sampling_args(options.temperature, options.top_p, options.top_k)
-    if options.strategy == "confidence" and (options.top_p is not None or options.top_k is not None):
+    truncates = options.top_p is not None or options.top_k is not None
+    if options.strategy == "confidence" and truncates:
         raise ValueError("top_p/top_k: not used by the confidence strategy (LLaDA); leave unset")
 
 

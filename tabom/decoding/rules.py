@@ -130,7 +130,9 @@ def propose(
     """Dispatch to the proposal of ``strategy``: ``logits (N, V) -> (x0 (N,), score (N,))``."""
     if strategy == "confidence":
         if top_p is not None or top_k is not None:
-            raise ValueError("top_p/top_k: not used by the confidence strategy (LLaDA); leave unset")
+            raise ValueError(
+                "top_p/top_k: not used by the confidence strategy (LLaDA); leave unset"
+            )
         return propose_confidence(logits, temperature=temperature, generator=generator)
     if strategy == "entropy":
         proposer = propose_entropy

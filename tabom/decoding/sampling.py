@@ -97,7 +97,7 @@ def shaped_logits(
 def shaped_probs(
     logits: torch.Tensor, temperature: float, top_p: float | None, top_k: int | None
 ) -> torch.Tensor:
-    """Softmax of :func:`shaped_logits`: the tempered, truncated distribution, ``(..., V)`` float32."""
+    """Softmax of :func:`shaped_logits`: the tempered, truncated distribution, ``(..., V)``."""
     return torch.softmax(shaped_logits(logits, temperature, top_p, top_k), dim=-1)
 
 

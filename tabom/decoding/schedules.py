@@ -5,13 +5,14 @@ Three schedules, all per row and per block:
 * **LLaDA** (``confidence`` strategy): the ``n`` masked tokens of a block, counted when the block
   starts, are spread evenly over its ``s`` steps: ``n // s`` each, the first ``n % s`` steps one
   more. ``n=10, s=4 -> [3, 3, 2, 2]``.
-* **Dream** (``entropy``, ``margin``, ``random``): timesteps ``t = linspace(1, 1e-3, s + 1)`` (float32);
-  step ``i`` unmasks ``int(m * (1 - t[i+1] / t[i]))`` of the ``m`` tokens still masked at that
-  step, and the last step unmasks all that remain. Early steps may unmask nothing.
-  ``n=10, s=4 -> [2, 2, 2, 4]``.
+* **Dream** (``entropy``, ``margin``, ``random``): float32 timesteps
+  ``t = linspace(1, 1e-3, s + 1)``; step ``i`` unmasks ``int(m * (1 - t[i+1] / t[i]))`` of
+  the ``m`` tokens still masked at that step, and the last step unmasks all that remain.
+  Early steps may unmask nothing. ``n=10, s=4 -> [2, 2, 2, 4]``.
 * **Fixed** (``tokens_per_step=k``): ``min(k, m)`` per step; as many steps as needed.
 
-:func:`plan_blocks` validates ``gen_length / block_length / steps`` and returns a :class:`BlockPlan`.
+:func:`plan_blocks` validates ``gen_length / block_length / steps`` and returns a
+:class:`BlockPlan`.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def plan_blocks(
 
 
 def llada_counts_at(num_masked: torch.Tensor, step: int, steps: int) -> torch.Tensor:
-    """LLaDA's count at ``step`` of ``steps`` for blocks holding ``num_masked`` tokens at their start.
+    """LLaDA's count at ``step`` of ``steps`` for blocks holding ``num_masked`` tokens at start.
 
     Args:
         num_masked: ``(B,)`` long, masked tokens in each row's block when the block started.

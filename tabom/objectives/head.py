@@ -43,14 +43,15 @@ def head_ce_entropy(hidden: Tensor, head: Tensor | Head, targets: Tensor) -> tup
 
 
 def chunked_head_ce_entropy(
-    hidden: Tensor, head: Tensor | Head, targets: Tensor, chunk: int = 64
+    hidden: Tensor, head: Tensor | Head, targets: Tensor, chunk: int = 64, recompute: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Per-row CE and entropy of ``head(hidden)`` computed ``chunk`` rows at a time.
 
     Shapes: hidden (N, H), head: weight (V, H) or callable, targets (N,) long ->
     ``(ce (N,) float32, entropy (N,) float32)``. Gradients flow to ``hidden`` (and to the head's
-    parameters if they require grad); each chunk's logits are recomputed in the backward pass
-    instead of being stored.
+    parameters if they require grad). With ``recompute`` each chunk's logits are recomputed in
+    the backward pass instead of being stored (one extra head matmul, memory of one chunk);
+    without it autograd keeps every chunk's float32 logits (faster, N x V memory).
     """
     if hidden.dim() != 2 or targets.shape != hidden.shape[:1]:
         raise ValueError(
@@ -64,7 +65,7 @@ def chunked_head_ce_entropy(
     for start in range(0, hidden.shape[0], chunk):
         h = hidden[start : start + chunk]  # (c, H)
         y = targets[start : start + chunk]  # (c,)
-        if torch.is_grad_enabled() and h.requires_grad:
+        if recompute and torch.is_grad_enabled() and h.requires_grad:
             ce, ent = checkpoint(head_ce_entropy, h, head, y, use_reentrant=False)
         else:
             ce, ent = head_ce_entropy(h, head, y)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -65,7 +66,8 @@ class Problem:
     ``reference`` is the ground-truth solution in a wordier style of its own;
     ``native`` is the terse style the tiny model is pre-trained on; ``answer``
     is the canonical final answer; ``meta`` holds what ``verify`` needs (JSON
-    values only, so problems round-trip through JSONL).
+    values only, so problems round-trip through JSONL) and ``meta["key"]``, the
+    canonical text that fixed the problem's split.
     """
 
     id: str
@@ -141,6 +143,16 @@ class TaskFamily(ABC):
     def draft(self, rng: random.Random) -> Draft:
         """Draw one random problem (any split) using only ``rng`` for randomness."""
 
+    def draft_key(self, rng: random.Random) -> tuple[str, Callable[[random.Random], Draft]]:
+        """The canonical text of a random problem and a function that renders it in full.
+
+        ``problems`` renders only the keys that fall in the requested split, so
+        a family whose rendering is costly (e.g. computing hidden tests)
+        overrides this; the default drafts in full at once.
+        """
+        d = self.draft(rng)
+        return d.key, lambda _rng: d
+
     @abstractmethod
     def verify(self, problem: Problem, output: str) -> bool:
         """True when ``output`` (native or reference style) solves ``problem``."""
@@ -169,8 +181,13 @@ class TaskFamily(ABC):
         draws = too_long = 0
         while len(out) < n and draws < max_draws:
             draws += 1
-            d = self.draft(rng)
-            if d.key in seen or d.prompt in seen_prompts or split_of(self.name, d.key) != split:
+            key, render = self.draft_key(rng)
+            if key in seen or split_of(self.name, key) != split:
+                continue
+            d = render(random.Random(f"{self.name}|{split}|{seed}|{key}"))
+            if d.key != key:
+                raise AssertionError(f"{self.name}: draft_key returned {key!r} but rendered {d.key!r}")
+            if d.prompt in seen_prompts:
                 continue
             if not draft_fits(d):
                 too_long += 1
@@ -195,7 +212,7 @@ class TaskFamily(ABC):
             reference=d.reference,
             native=d.native,
             answer=d.answer,
-            meta=d.meta,
+            meta={**d.meta, "key": d.key},
         )
 
 

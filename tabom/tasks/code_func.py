@@ -19,6 +19,8 @@ import random
 import re
 import secrets
 import string
+from collections.abc import Callable
+from functools import lru_cache
 
 from tabom.tasks.base import Draft, Problem, TaskFamily, check_range
 from tabom.tasks.sandbox import SandboxResult, run_many
@@ -101,6 +103,14 @@ _WORDS: tuple[str, ...] = (
 )
 _FUNCS: tuple[str, ...] = ("f", "g", "h")
 _SAFE_BUILTINS = {"max": max, "min": min, "abs": abs, "len": len, "sum": sum, "sorted": sorted}
+_CONST_RE = re.compile(r"\b[KJMCDW]\b")
+_ARG_RE = re.compile(r"\b[ABSL]\b")
+
+
+@lru_cache(maxsize=4096)
+def _compile(canon: tuple[str, ...], code: str) -> Callable[..., object]:
+    """The template code as a Python function of the canonical arguments (our own code only)."""
+    return eval(f"lambda {','.join(canon)}: {code}", {"__builtins__": _SAFE_BUILTINS})
 
 
 def compact(code: str) -> str:
@@ -178,26 +188,33 @@ class CodeFunc(TaskFamily):
         return cases
 
     def draft(self, rng: random.Random) -> Draft:
+        key, render = self.draft_key(rng)
+        return render(rng)
+
+    def draft_key(self, rng: random.Random) -> tuple[str, Callable[[random.Random], Draft]]:
+        """Choose template and constants (the key) now; tests and names when rendered."""
         kind, code, words = rng.choice(self.templates)
         k, j, small = rng.randint(*self.k_range), rng.randint(*self.j_range), rng.randint(1, 12)
         c, d = rng.sample(string.ascii_lowercase, 2)
         w = rng.choice(_WORDS)
         subs = {"K": str(k), "J": str(j), "M": str(small), "C": c, "D": d, "W": w}
-        fill = lambda text: re.sub(r"\b[KJMCDW]\b", lambda m: subs[m.group(0)], text)  # noqa: E731
+        fill = lambda text: _CONST_RE.sub(lambda m: subs[m.group(0)], text)  # noqa: E731
         code, words = fill(code), fill(words)
         key = f"{kind}|{code}"
-        # expected outputs of the hidden tests, from this module's own template code
+        return key, lambda r: self._render(key, kind, code, words, c, r)
+
+    def _render(self, key: str, kind: str, code: str, words: str, letter: str, rng: random.Random) -> Draft:
         canon = _CANON[kind]
-        func = eval(f"lambda {','.join(canon)}: {code}", {"__builtins__": _SAFE_BUILTINS})  # own template
+        func = _compile(canon, code)
         for _ in range(20):  # tests whose expected values all coincide would pass a constant
-            cases = self._inputs(kind, c, rng)
+            cases = self._inputs(kind, letter, rng)
             expected = [func(*case) for case in cases]
             if len({repr(e) for e in expected}) > 1:
                 break
         names = rng.choice(_ARGS[kind])
         fn = rng.choice(_FUNCS)
         rename = dict(zip(canon, names))
-        surface = lambda text: re.sub(r"\b[ABSL]\b", lambda m: rename[m.group(0)], text)  # noqa: E731
+        surface = lambda text: _ARG_RE.sub(lambda m: rename[m.group(0)], text)  # noqa: E731
         body = surface(code)
         tests = [f"assert {fn}({', '.join(map(repr, case))}) == {e!r}" for case, e in zip(cases, expected)]
         sig = ",".join(names)

@@ -1,7 +1,7 @@
 """``math_chain``: a short word problem with 2-3 arithmetic steps on small numbers.
 
-    prompt     Ann has 7 pens. She gets 5 more. She gives away 3. Then she has 2
-               times as many. How many pens now?
+    prompt     Ann has 7 pens. She gets 5 more. She gives away 3. She doubles
+               them. How many pens now?
     native     7+5=12\\n12-3=9\\n9*2=18\\n#### 18
     reference  Start with 7. 7 plus 5 is 12. 12 minus 3 is 9. 9 times 2 is 18.
                The answer is 18.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 
 from tabom.tasks.answers import extract_answer_number, numbers_equal
-from tabom.tasks.base import Draft, Problem, TaskFamily, check_range
+from tabom.tasks.base import MAX_PROMPT_CHARS, Draft, Problem, TaskFamily, check_range
 
 _NAMES: tuple[tuple[str, str], ...] = (
     ("Ann", "She"), ("Bob", "He"), ("Cy", "He"), ("Dee", "She"), ("Eva", "She"), ("Finn", "He"),
@@ -32,9 +32,11 @@ _ITEMS: tuple[str, ...] = (
 _SAY: dict[str, tuple[str, ...]] = {
     "+": ("{p} gets {k} more.", "{p} finds {k} more.", "{p} buys {k} more."),
     "-": ("{p} gives away {k}.", "{p} loses {k}.", "{p} sells {k}."),
-    "*": ("Then {p} has {k} times as many.",),
+    "*": ("{p} multiplies them by {k}.",),
     "/": ("{p} keeps 1/{k} of them.",),
 }
+_SHORT: dict[tuple[str, int], str] = {("*", 2): "{p} doubles them.", ("*", 3): "{p} triples them.",
+                                      ("/", 2): "{p} halves them."}
 _WORD: dict[str, str] = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
 
 
@@ -117,8 +119,10 @@ class MathChain(TaskFamily):
         start, steps = self._steps(rng)
         name, pronoun = rng.choice(_NAMES)
         item = rng.choice(_ITEMS)
-        sentences = [rng.choice(_SAY[op]).format(p=pronoun.lower() if op == "*" else pronoun, k=k) for op, k in steps]
+        sentences = [(_SHORT.get((op, k)) or rng.choice(_SAY[op])).format(p=pronoun, k=k) for op, k in steps]
         prompt = f"{name} has {start} {item}. " + " ".join(sentences) + f" How many {item} now?"
+        if len(prompt) > MAX_PROMPT_CHARS:
+            prompt = prompt[: -len(f"{item} now?")] + "now?"
         native_lines, ref_parts, value = [], [f"Start with {start}."], start
         for op, k in steps:
             new = apply_op(value, op, k)

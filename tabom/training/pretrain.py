@@ -39,6 +39,8 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    save_every: int = 0
+    """Also save a snapshot to `out/step_<k>` every k steps (0: only the final model)."""
     model: dict = field(default_factory=dict)
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
 
@@ -122,11 +124,15 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> DiffusionLM:
             out_loss.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            record = {"step": step, "loss": float(out_loss.loss), "lr": lr_at(step),
+            record = {"step": step, "loss": float(out_loss.loss.detach()), "lr": lr_at(step),
                       "grad_norm": float(grad_norm), "elapsed_s": round(time.time() - start, 1)}
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.update(task, advance=1, description=f"pretrain loss {record['loss']:.3f}")
+            if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+                model.eval()
+                save(model, out / f"step_{step + 1}")
+                model.train()
     log.close()
     model.eval()
     save(model, out)

@@ -28,8 +28,10 @@ def test_select_positions_never_picks_ineligible() -> None:
     """Position 0 scores highest but is not eligible; a count of 9 takes every eligible one."""
     eligible = torch.tensor([[False, True, True, False]])
     score = torch.tensor([[9.0, 1.0, 2.0, 8.0]])
-    assert select_positions(score, eligible, torch.tensor([1])).tolist() == [[False, False, True, False]]
-    assert select_positions(score, eligible, torch.tensor([9])).tolist() == [[False, True, True, False]]
+    one = select_positions(score, eligible, torch.tensor([1]))
+    assert one.tolist() == [[False, False, True, False]]
+    many = select_positions(score, eligible, torch.tensor([9]))
+    assert many.tolist() == [[False, True, True, False]]
 
 
 def test_select_positions_per_row_counts() -> None:
@@ -44,7 +46,8 @@ def test_confidence_rule_picks_most_probable_argmax() -> None:
     sel = select("confidence", LOGITS, ALL, torch.tensor([2]))
     assert sel.chosen.tolist() == [[True, False, True, False]]
     assert sel.tokens.tolist() == [[0, 0, 1, 0]]
-    expected = torch.tensor([math.e**2 / (math.e**2 + 2), 1 / 3, math.e**5 / (math.e**5 + 2), math.e / (2 * math.e + 1)])
+    e = math.e
+    expected = torch.tensor([e**2 / (e**2 + 2), 1 / 3, e**5 / (e**5 + 2), e / (2 * e + 1)])
     assert torch.allclose(sel.score[0], expected, atol=1e-6)
 
 
@@ -63,7 +66,8 @@ def test_confidence_rule_rejects_top_p() -> None:
 
 def test_entropy_rule_picks_lowest_entropy() -> None:
     """Entropies: pos 2 (p .987) is lowest, pos 1 (uniform, ln 3 = 1.0986) highest.
-    pos 0: p = [.787, .107, .107] -> H = .189 + 2 * .239 = .667; pos 3: [.422, .422, .155] -> H = 1.018.
+    pos 0: p = [.787, .107, .107] -> H = .189 + 2 * .239 = .667;
+    pos 3: p = [.422, .422, .155] -> H = 1.018.
     Order of choice: 2, 0, 3, 1."""
     sel = select("entropy", LOGITS, ALL, torch.tensor([3]))
     assert sel.chosen.tolist() == [[True, False, True, True]]
@@ -87,7 +91,8 @@ def test_margin_rule_by_hand() -> None:
     count 1 -> position 1; count 2 -> positions 1 and 0."""
     probs = torch.tensor([[[0.3, 0.5, 0.2], [0.7, 0.2, 0.1], [0.4, 0.35, 0.25]]])
     masked = torch.ones(1, 3, dtype=torch.bool)
-    assert select("margin", probs.log(), masked, torch.tensor([1])).chosen.tolist() == [[False, True, False]]
+    one = select("margin", probs.log(), masked, torch.tensor([1]))
+    assert one.chosen.tolist() == [[False, True, False]]
     sel = select("margin", probs.log(), masked, torch.tensor([2]))
     assert sel.chosen.tolist() == [[True, True, False]]
     assert torch.allclose(sel.score, torch.tensor([[0.2, 0.5, 0.05]]), atol=1e-6)
@@ -111,9 +116,11 @@ def test_random_rule_is_seeded_and_eligible_only() -> None:
 def test_confidence_gumbel_sampling_reproducible() -> None:
     """At temperature 1, LLaDA's Gumbel-max tokens repeat for a seed and vary across seeds."""
     logits = torch.zeros(64, 20)
-    a, _ = propose("confidence", logits, temperature=1.0, generator=torch.Generator().manual_seed(1))
-    b, _ = propose("confidence", logits, temperature=1.0, generator=torch.Generator().manual_seed(1))
-    c, score = propose("confidence", logits, temperature=1.0, generator=torch.Generator().manual_seed(2))
+    def run(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        return propose("confidence", logits, temperature=1.0, generator=generator)
+
+    (a, _), (b, _), (c, score) = run(1), run(1), run(2)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.allclose(score, torch.full((64,), 1 / 20))  # raw softmax prob of any token
 

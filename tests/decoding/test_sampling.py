@@ -86,7 +86,9 @@ def test_gumbel_argmax_survives_huge_logits() -> None:
 def test_entropies_by_hand() -> None:
     """p = [.25, .75]: H = .25 ln 4 + .75 ln(4/3) = .34657 + .21576 = .56233.
     Uniform over 4: H = ln 4 = 1.38629. A one-hot row (other logits at -1e9) has H = 0."""
-    logits = torch.tensor([[0.0, math.log(3.0), -1e9, -1e9], [0.0, 0.0, 0.0, 0.0], [5.0, -1e9, -1e9, -1e9]])
+    logits = torch.tensor(
+        [[0.0, math.log(3.0), -1e9, -1e9], [0.0, 0.0, 0.0, 0.0], [5.0, -1e9, -1e9, -1e9]]
+    )
     assert torch.allclose(shannon_entropy(logits), torch.tensor([0.56233, 1.38629, 0.0]), atol=1e-5)
     probs = torch.softmax(logits, dim=-1)
     assert torch.allclose(neg_entropy(probs), torch.tensor([-0.56233, -1.38629, 0.0]), atol=1e-5)
@@ -100,8 +102,15 @@ def test_top2_margin_by_hand() -> None:
 
 @pytest.mark.parametrize(
     ("temperature", "top_p", "top_k", "field"),
-    [(-0.1, None, None, "temperature"), (0.0, 0.0, None, "top_p"), (0.0, 1.5, None, "top_p"), (0.0, None, 0, "top_k")],
+    [
+        (-0.1, None, None, "temperature"),
+        (0.0, 0.0, None, "top_p"),
+        (0.0, 1.5, None, "top_p"),
+        (0.0, None, 0, "top_k"),
+    ],
 )
-def test_check_sampling_args(temperature: float, top_p: float | None, top_k: int | None, field: str) -> None:
+def test_check_sampling_args(
+    temperature: float, top_p: float | None, top_k: int | None, field: str
+) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         check_sampling_args(temperature, top_p, top_k)

@@ -85,7 +85,8 @@ def test_fixed_counts_cap_at_remaining() -> None:
 
 def test_plan_blocks_defaults_to_one_block() -> None:
     plan = plan_blocks(gen_length=8, steps=4, block_length=None, tokens_per_step=None)
-    assert (plan.block_length, plan.num_blocks, plan.steps_per_block, plan.max_steps) == (8, 1, 4, 4)
+    got = (plan.block_length, plan.num_blocks, plan.steps_per_block, plan.max_steps)
+    assert got == (8, 1, 4, 4)
 
 
 def test_plan_blocks_fixed_k_step_need() -> None:
@@ -106,7 +107,7 @@ def test_plan_blocks_fixed_k_step_need() -> None:
     ],
 )
 def test_plan_blocks_rejects_bad_lengths(kwargs: dict, field: str) -> None:
-    """10 % 4 != 0; 6 steps over 4 blocks; 0 steps; block 0; gen 0 -> ValueError naming the field."""
+    """10 % 4 != 0; 6 steps over 4 blocks; 0 steps; block 0; gen 0 -> ValueError, field named."""
     with pytest.raises(ValueError, match=f"^{field}:"):
         plan_blocks(tokens_per_step=None, **kwargs)
 

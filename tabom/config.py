@@ -1,0 +1,463 @@
+"""Typed configuration of `tabom train`: dataclasses, YAML recipes and `key=value` overrides.
+
+    cfg = load_recipe("recipes/tiny_tabom.yaml", ["optim.lr=1e-3", "objective.margin=0.2"])
+    print(to_yaml(cfg))                    # the resolved recipe (what --dry-run prints)
+
+A recipe is a YAML mapping whose keys are the fields of :class:`TrainConfig`; nested sections
+(`data`, `objective`, `lora`, `optim`) are the fields of their dataclasses. The `objective`
+section holds `name` plus that objective's own fields (``tabom.objectives`` config classes),
+e.g. ``objective: {name: tabom, margin: 0.1, rank_lambda: 1.0}``.
+
+Values are type-checked against the dataclass annotations (an int is accepted for a float, a
+string such as ``2e-5``, which YAML 1.1 reads as text, is accepted for a float). Errors name the
+recipe file, the line of the offending key when known, and the dotted field:
+``recipes/x.yaml:7: optim.lr: expected float, got str 'fast'``. Unknown keys are errors with a
+close-match suggestion. This module imports only the standard library and PyYAML; objective
+fields are checked against ``tabom.objectives`` (torch) only in :func:`validate_objective`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+RECIPE_DIRS: tuple[Path, ...] = (
+    Path(__file__).resolve().parent / "recipes",
+    Path(__file__).resolve().parent.parent / "recipes",
+)
+"""Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the package, then the repo."""
+
+TRAJECTORY_OBJECTIVES: tuple[str, ...] = ("trajectory", "tabom", "dinfer", "t3d")
+
+
+@dataclass
+class DataConfig:
+    """Where the training rows come from and how long the response window is."""
+
+    path: str | None = None
+    """A JSONL file: trajectories (`format: trajectories`) or prompt/answer rows (`format: prompts`)."""
+    format: Literal["trajectories", "prompts"] = "trajectories"
+    """`trajectories`: self-distilled decodes (SFT-SD and the trajectory methods); `prompts`: the
+    `answer` of each row is the ground-truth response (SFT-GT)."""
+    task: str | None = None
+    """Instead of a file: a built-in task family's split (SFT-GT on the tiny model)."""
+    n: int = 2000
+    """Problems drawn from `task`."""
+    style: Literal["reference", "native"] = "reference"
+    """Answer style drawn from `task`: `reference` is the ground-truth style."""
+    split: Literal["train", "val", "test"] = "train"
+    """Split of `task` to draw from."""
+    seed: int = 0
+    """Seed of the problems drawn from `task`."""
+    gen_length: int = 256
+    """Response window in tokens: answers are EOS-padded to it; trajectories must have it."""
+    only_correct: bool = False
+    """Keep only trajectories whose `correct` is true."""
+    drop_long: bool = False
+    """Drop answers that do not fit `gen_length` (counted in the log) instead of raising."""
+    limit: int | None = None
+    """Use only the first `limit` rows."""
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.task is None):
+            raise ValueError("data: give exactly one of data.path (a JSONL file) or data.task (a built-in family)")
+        if self.gen_length < 2:
+            raise ValueError(f"data.gen_length: must be >= 2, got {self.gen_length}")
+        if self.n < 1:
+            raise ValueError(f"data.n: must be >= 1, got {self.n}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"data.limit: must be >= 1, got {self.limit}")
+
+
+@dataclass
+class ObjectiveConfig:
+    """The objective's registry name and its own config fields (checked by `validate_objective`)."""
+
+    name: str = "tabom"
+    """One of nelbo, trajectory, tabom, dinfer, t3d (`tabom.objectives.OBJECTIVES`)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Fields of the objective's config dataclass (e.g. `margin`, `rank_lambda` for tabom)."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA through PEFT; `enabled: false` trains every weight instead."""
+
+    enabled: bool = True
+    r: int = 16
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.r < 1:
+            raise ValueError(f"lora.r: must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora.dropout: must lie in [0, 1), got {self.dropout}")
+        if self.enabled and not self.target_modules:
+            raise ValueError("lora.target_modules: must name at least one module")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a warm-up then cosine (or constant) learning rate and gradient clipping."""
+
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    warmup_steps: int = 50
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0
+    """Cosine decays to `lr * min_lr_ratio`."""
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr: must be > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optim.betas: expected two numbers in [0, 1), got {self.betas}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ValueError("optim: warmup_steps, weight_decay and max_grad_norm must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"optim.min_lr_ratio: must lie in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `tabom train` needs; `train(cfg)` in `tabom.training.trainer` runs it."""
+
+    model: str = "tiny"
+    """`tiny` (the shipped checkpoint), `tiny-random` (a fresh random tiny model) or a local folder."""
+    model_shape: dict[str, Any] = field(default_factory=dict)
+    """`build_tiny` overrides for `tiny-random` (hidden_size, num_hidden_layers, ...)."""
+    dtype: str = "auto"
+    """Weight dtype: auto (bfloat16 on CUDA, float32 on CPU), bfloat16, float32."""
+    out: str = "runs/train"
+    """The run folder: checkpoints, metrics.jsonl, recipe.yaml."""
+    seed: int = 0
+    epochs: int = 5
+    max_steps: int | None = None
+    """Optimizer steps; when set it replaces `epochs` as the length of the run."""
+    batch_size: int = 4
+    """Rows per device per micro-batch."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    save_every: int = 0
+    """Also checkpoint every this many optimizer steps (0: only after each epoch)."""
+    keep_step_checkpoints: int = 2
+    """Step checkpoints kept (older ones are deleted); epoch checkpoints are all kept."""
+    log_every: int = 1
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Autocast: auto is bf16 on a GPU that has it, fp32 elsewhere (CPU included)."""
+    gradient_checkpointing: bool = False
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Extra loggers: `tensorboard` (used when installed), `wandb` (must be installed)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    data: DataConfig = field(default_factory=lambda: DataConfig(task="math_chain"))
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps: must be >= 1, got {self.max_steps}")
+        if self.save_every < 0 or self.keep_step_checkpoints < 1:
+            raise ValueError("save_every must be >= 0 and keep_step_checkpoints >= 1")
+        for sink in self.report_to:
+            if sink not in ("tensorboard", "wandb"):
+                raise ValueError(f"report_to: unknown sink {sink!r} (tensorboard, wandb)")
+        if self.dtype not in ("auto", "bfloat16", "bf16", "float32", "fp32", "float16", "fp16"):
+            raise ValueError(f"dtype: unknown {self.dtype!r} (auto, bfloat16, float32)")
+        if self.objective.name in TRAJECTORY_OBJECTIVES and (
+            self.data.task is not None or self.data.format != "trajectories"
+        ):
+            raise ValueError(
+                f"data: objective {self.objective.name!r} needs trajectories "
+                "(data.path to a trajectory JSONL with data.format: trajectories)"
+            )
+
+
+# --------------------------------------------------------------------------- typed building
+class ConfigError(ValueError):
+    """A bad recipe value: the message is `SOURCE[:LINE]: dotted.key: what is wrong`."""
+
+
+def _where(source: str, lines: dict[str, int], key: str) -> str:
+    line = lines.get(key)
+    return f"{source}:{line}" if line else source
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, err: Any) -> Any:
+    """Check (and gently convert) one value against a type annotation; ``err(key, msg)`` raises."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        problems = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key, err)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        raise err(key, f"expected {' or '.join(_type_name(o) for o in options)}, got {_show(value)}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise err(key, f"expected one of {', '.join(map(str, allowed))}, got {_show(value)}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str) and item_tp is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise err(key, f"expected a list, got {_show(value)}")
+        return [_coerce(v, item_tp, f"{key}[{i}]", err) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise err(key, f"expected a mapping, got {_show(value)}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise err(key, f"expected true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise err(key, f"expected int, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise err(key, f"expected float, got {_show(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise err(key, f"expected float, got {_show(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise err(key, f"expected str, got {_show(value)}")
+        return value
+    raise err(key, f"unsupported annotation {tp!r}")
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def build(cls: type, data: dict[str, Any], *, source: str = "<recipe>", prefix: str = "",
+          lines: dict[str, int] | None = None) -> Any:
+    """Build dataclass ``cls`` from a nested mapping, type-checking every field.
+
+    Raises :class:`ConfigError` naming ``source``, the key's line (when ``lines`` has it) and
+    the dotted key; `__post_init__` validation errors are re-raised with the source prefixed.
+    """
+    lines = lines or {}
+
+    def err(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{_where(source, lines, key)}: {key}: {msg}")
+
+    if not isinstance(data, dict):
+        raise err(prefix.rstrip(".") or "recipe", f"expected a mapping, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(fields)})"
+        raise err(f"{prefix}{key}", f"unknown key{hint}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        tp = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = build(tp, value, source=source, prefix=f"{key}.", lines=lines)
+        else:
+            kwargs[name] = _coerce(value, tp, key, err)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- recipes
+def _line_map(text: str) -> dict[str, int]:
+    """Dotted key -> 1-based line of every mapping key in a YAML document."""
+    import yaml
+
+    out: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = f"{prefix}{key_node.value}"
+                out[key] = key_node.start_mark.line + 1
+                walk(value_node, f"{key}.")
+
+    try:
+        walk(yaml.compose(text), "")
+    except yaml.YAMLError:
+        pass
+    return out
+
+
+def resolve_recipe_path(recipe: str | Path) -> Path:
+    """A recipe file path, or a bare name looked up in :data:`RECIPE_DIRS` (`tiny_tabom`)."""
+    path = Path(recipe).expanduser()
+    if path.exists():
+        return path
+    if path.suffix == "" and len(path.parts) == 1:
+        for folder in RECIPE_DIRS:
+            candidate = folder / f"{path.name}.yaml"
+            if candidate.exists():
+                return candidate
+    names = sorted({p.stem for d in RECIPE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+    raise FileNotFoundError(f"{recipe}: no such recipe file (built-in recipes: {', '.join(names)})")
+
+
+def _flatten_objective(raw: dict[str, Any]) -> dict[str, Any]:
+    """`objective: {name: x, k: v}` -> `{name: x, params: {k: v}}` (an explicit `params` is kept)."""
+    section = raw.get("objective")
+    if isinstance(section, dict):
+        params = dict(section.get("params") or {})
+        params.update({k: v for k, v in section.items() if k not in ("name", "params")})
+        raw["objective"] = {"name": section.get("name", "tabom"), "params": params}
+    return raw
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", YAML-parsed value); ValueError when there is no `=`."""
+    import yaml
+
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.lr=1e-4)")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r}: empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in the nested mapping; `objective.X` goes to the objective's params."""
+    for item in overrides:
+        key, value = parse_override(item)
+        parts = key.split(".")
+        if parts[0] == "objective" and len(parts) == 2 and parts[1] not in ("name", "params"):
+            parts = ["objective", "params", parts[1]]
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
+                check_objective: bool = True) -> TrainConfig:
+    """Read a YAML recipe (or start from the defaults when None), apply overrides, build and check.
+
+    Raises :class:`ConfigError` (a `ValueError`) naming file, line and dotted key.
+    """
+    import yaml
+
+    raw: dict[str, Any] = {}
+    source, lines = "<defaults>", {}
+    if recipe is not None:
+        path = resolve_recipe_path(recipe)
+        text = path.read_text(encoding="utf-8")
+        source, lines = str(path), _line_map(text)
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys, got {_show(raw)}")
+    raw = _flatten_objective(raw)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source = f"{source} (with overrides)"
+    if "data" not in raw:
+        raise ConfigError(f"{source}: data: required section is missing (data.path or data.task)")
+    cfg = build(TrainConfig, raw, source=source, lines=lines)
+    if check_objective:
+        validate_objective(cfg.objective, source=source, lines=lines)
+    return cfg
+
+
+def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
+                       lines: dict[str, int] | None = None) -> Any:
+    """Type-check `objective.params` against the objective's dataclass; returns that config."""
+    from tabom.objectives import get_objective
+
+    lines = lines or {}
+    try:
+        obj = get_objective(section.name)
+    except ValueError as exc:
+        raise ConfigError(f"{_where(source, lines, 'objective.name')}: objective.name: {exc}") from None
+
+    def err(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{_where(source, lines, key)}: {key}: {msg}")
+
+    hints = typing.get_type_hints(obj.config_cls)
+    checked: dict[str, Any] = {}
+    for name, value in section.params.items():
+        if name not in hints:
+            close = difflib.get_close_matches(name, list(hints), n=1)
+            hint = f" (did you mean objective.{close[0]}?)" if close else f" (known: {', '.join(hints)})"
+            raise err(f"objective.{name}", f"unknown field of objective {section.name!r}{hint}")
+        checked[name] = _coerce(value, hints[name], f"objective.{name}", err)
+    try:
+        cfg = obj.config(**checked)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: objective: {exc}") from None
+    section.params = checked
+    return cfg
+
+
+# --------------------------------------------------------------------------- output
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The resolved recipe as a plain mapping, objective params flattened back into `objective`."""
+    out = dataclasses.asdict(cfg)
+    objective = out.pop("objective")
+    out["objective"] = {"name": objective["name"], **objective["params"]}
+    return out
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    """The resolved recipe as YAML (loadable again with :func:`load_recipe`)."""
+    import yaml
+
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)

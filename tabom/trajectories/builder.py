@@ -1,0 +1,358 @@
+"""`tabom generate`: the base model decodes prompts and every token's decode step is recorded.
+
+    model = tabom.models.load("tiny")
+    jobs = task_jobs("math_chain", "train", n=500, seed=0)      # or file_jobs("prompts.jsonl")
+    stats = build_trajectories(model, jobs, "runs/t.jsonl", BuildConfig(batch_size=64))
+    stats.yield_                                                # kept / generated, whole file
+
+One batch at a time: `batch_size` prompts (sorted by token length, so little padding) go through
+`tabom.decoding.generate` in one forward batch per step; the responses are verified (the task
+family's verifier, `verify_answer` for a reference answer, or the code `tests` run in the
+sandbox); the rows kept are appended with one write + fsync, so a kill loses at most the batch
+in flight. A rerun skips every id already written or rejected (`distributed.resume_ids`), and
+several processes shard the work (`distributed.DistEnv`). `out.meta.json` records the settings,
+counts per data source, the yield and the elapsed seconds.
+
+Randomness: each batch decodes with its own `torch.Generator` seeded from `seed` and the batch's
+first id, so a run is reproducible for the same batch size and world size; at temperature 0 the
+rows do not depend on either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tabom.trajectories.distributed import (
+    DistEnv, append_rejected, finish_shards, read_rejected, rejected_path, resume_ids,
+)
+from tabom.trajectories.io import PathLike, TrajectoryWriter, iter_json_lines, shard_path
+from tabom.trajectories.prompts import read_prompts, verify_answer
+from tabom.trajectories.schema import METHODS, Trajectory
+
+VERIFY_MODES: tuple[str, ...] = ("auto", "none")
+KEEP_MODES: tuple[str, ...] = ("correct", "all")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One response to decode: its row id, prompt text and what checks the response."""
+
+    id: str
+    prompt: str
+    data_source: str
+    answer: str | None = None
+    tests: tuple[str, ...] | None = None
+    problem: Any = None
+    """A `tabom.tasks.Problem` for built-in families (verified by its family)."""
+
+
+@dataclass
+class BuildConfig:
+    """Decode and filter settings of `tabom generate`; None fields take the model's defaults."""
+
+    gen_length: int | None = None
+    """Response tokens G; None -> 64 for the tiny model, 256 otherwise."""
+    steps: int | None = None
+    """Decode steps; None -> gen_length (full diffusion decoding, one token per step)."""
+    block_length: int | None = None
+    strategy: str | None = None
+    """entropy | confidence | margin | random; None -> `model.default_strategy`."""
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    tokens_per_step: int | None = None
+    samples_per_prompt: int = 1
+    verify: str = "auto"
+    keep: str = "correct"
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy is not None and self.strategy not in METHODS:
+            raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(METHODS)}")
+        if self.verify not in VERIFY_MODES:
+            raise ValueError(f"verify: {self.verify!r} is not one of {', '.join(VERIFY_MODES)}")
+        if self.keep not in KEEP_MODES:
+            raise ValueError(f"keep: {self.keep!r} is not one of {', '.join(KEEP_MODES)}")
+        for name in ("gen_length", "steps", "block_length", "tokens_per_step", "top_k"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}: must be >= 1, got {value}")
+        if self.batch_size < 1 or self.samples_per_prompt < 1:
+            raise ValueError("batch_size, samples_per_prompt: must be >= 1")
+        if self.temperature < 0:
+            raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
+        if self.samples_per_prompt > 1 and self.temperature == 0:
+            raise ValueError("samples_per_prompt: > 1 needs temperature > 0 (greedy samples are identical)")
+
+    def resolved(self, model: Any) -> BuildConfig:
+        """A copy with gen_length, steps and strategy filled in from the model family."""
+        gen = self.gen_length or (64 if getattr(model, "family", "") == "tiny" else 256)
+        return replace(self, gen_length=gen, steps=self.steps or gen,
+                       strategy=self.strategy or model.default_strategy)
+
+    def settings(self, eos_token_id: int) -> dict[str, Any]:
+        """The `settings` object of every row (resolved config only)."""
+        keys = ("gen_length", "steps", "block_length", "temperature", "top_p", "top_k",
+                "tokens_per_step", "seed")
+        return {k: getattr(self, k) for k in keys} | {"eos_token_id": eos_token_id}
+
+
+@dataclass
+class BuildStats:
+    """What a build did: this process's work and, on rank 0, the whole file's counts."""
+
+    generated: int = 0
+    kept: int = 0
+    batches: int = 0
+    nfe: int = 0
+    """Forward calls of this process (one call covers a whole batch)."""
+    row_forwards: int = 0
+    """Sum over decoded rows of the forwards spent on each."""
+    elapsed_s: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def yield_(self) -> float | None:
+        """Kept / generated over the whole file (from the meta), None before anything was decoded."""
+        total = self.meta.get("total", {})
+        return total["kept"] / total["generated"] if total.get("generated") else None
+
+
+# ----------------------------------------------------------------------------------- jobs
+def task_jobs(family: str, split: str, n: int, seed: int = 0) -> list[Job]:
+    """Jobs for `n` problems of a built-in task family's split (ids are the problems' ids)."""
+    from tabom.tasks import get_family
+
+    problems = get_family(family).problems(split, n, seed=seed)
+    return [Job(id=p.id, prompt=p.prompt, data_source=family, answer=p.answer, problem=p)
+            for p in problems]
+
+
+def file_jobs(path: PathLike) -> list[Job]:
+    """Jobs for a prompt JSONL file (`read_prompts`); data_source defaults to the file's stem."""
+    tag = Path(path).stem
+    return [Job(id=r.id, prompt=r.prompt, data_source=r.data_source or tag, answer=r.answer,
+                tests=tuple(r.tests) if r.tests else None) for r in read_prompts(path)]
+
+
+def expand_samples(jobs: Sequence[Job], n: int) -> list[Job]:
+    """n samples per prompt: ids `<id>#0` ... `<id>#{n-1}` (unchanged when n == 1)."""
+    if n == 1:
+        return list(jobs)
+    return [replace(j, id=f"{j.id}#{k}") for j in jobs for k in range(n)]
+
+
+# ---------------------------------------------------------------------------- verification
+def code_of(response: str) -> str:
+    """The program in a response: the first ``` fenced block's body, else the whole text."""
+    if "```" not in response:
+        return response
+    body = response.split("```", 2)[1]
+    first, _, rest = body.partition("\n")
+    return rest if first.strip().isidentifier() or not first.strip() else body
+
+
+def verify_jobs(jobs: Sequence[Job], responses: Sequence[str]) -> list[bool | None]:
+    """Verdict per response: family verifier > code tests (sandbox) > reference answer > None."""
+    verdicts: list[bool | None] = [None] * len(jobs)
+    by_family: dict[str, list[int]] = {}
+    with_tests: list[int] = []
+    for i, job in enumerate(jobs):
+        if job.problem is not None:
+            by_family.setdefault(job.problem.family, []).append(i)
+        elif job.tests:
+            with_tests.append(i)
+        elif job.answer is not None:
+            verdicts[i] = verify_answer(responses[i], job.answer)
+    if by_family:
+        from tabom.tasks import get_family
+
+        for name, idx in by_family.items():
+            ok = get_family(name).verify_many([jobs[i].problem for i in idx], [responses[i] for i in idx])
+            for i, v in zip(idx, ok):
+                verdicts[i] = bool(v)
+    if with_tests:
+        from tabom.tasks.sandbox import run_many
+
+        codes = [code_of(responses[i]) + "\n\n" + "\n".join(jobs[i].tests or ()) + "\n" for i in with_tests]
+        for i, result in zip(with_tests, run_many(codes, workers=2)):
+            ok = result.ok
+            if ok and jobs[i].answer is not None:
+                ok = verify_answer(responses[i], jobs[i].answer)
+            verdicts[i] = ok
+    return verdicts
+
+
+def keeps(correct: bool | None, keep: str) -> bool:
+    """`keep all` keeps every row; `keep correct` drops only rows verified wrong."""
+    return keep == "all" or correct is not False
+
+
+# ------------------------------------------------------------------------------ the build
+def batch_seed(seed: int, first_id: str) -> int:
+    """Seed of one batch's generator: 63 bits of sha256(seed | first id)."""
+    return int(hashlib.sha256(f"{seed}|{first_id}".encode()).hexdigest()[:15], 16)
+
+
+def decode_jobs(model: Any, jobs: Sequence[Job], prompt_ids: Sequence[list[int]], cfg: BuildConfig) -> tuple[list[Trajectory], Any]:
+    """Decode one batch and turn it into unverified rows. `cfg` must be resolved.
+
+    Returns the rows (correct = None) and the `DecodeResult` (tokens (B, G), decoding_order (B, G)).
+    """
+    from tabom.decoding import generate
+
+    assert cfg.gen_length is not None and cfg.steps is not None and cfg.strategy is not None
+    gen = torch.Generator(device="cpu").manual_seed(batch_seed(cfg.seed, jobs[0].id))
+    result = generate(model, [list(p) for p in prompt_ids], gen_length=cfg.gen_length, steps=cfg.steps,
+                      block_length=cfg.block_length, strategy=cfg.strategy, temperature=cfg.temperature,
+                      top_p=cfg.top_p, top_k=cfg.top_k, tokens_per_step=cfg.tokens_per_step,
+                      generator=gen, batch_size=cfg.batch_size)
+    settings = cfg.settings(int(model.eos_token_id))
+    rows = []
+    for job, ids, tokens, order in zip(jobs, prompt_ids, result.tokens, result.decoding_order):
+        rows.append(Trajectory(
+            id=job.id, prompt=job.prompt, response=model.decode(tokens), prompt_token_ids=list(ids),
+            response_token_ids=tokens.tolist(), decoding_order=order.tolist(), method=cfg.strategy,
+            data_source=job.data_source, correct=None, model=model.name, settings=dict(settings),
+            answer=job.answer,
+        ))
+    return rows, result
+
+
+def meta_path(out: PathLike) -> Path:
+    """The sidecar of a trajectory file: `t.jsonl` -> `t.jsonl.meta.json`."""
+    p = Path(out)
+    return p.with_name(p.name + ".meta.json")
+
+
+def file_counts(out: PathLike) -> dict[str, dict[str, int]]:
+    """Per data source: generated, kept, correct, wrong, unverified (rows + rejection log)."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def bump(source: str, correct: Any, kept: bool) -> None:
+        c = counts.setdefault(source, dict(generated=0, kept=0, correct=0, wrong=0, unverified=0))
+        c["generated"] += 1
+        c["kept"] += int(kept)
+        c["correct" if correct is True else "wrong" if correct is False else "unverified"] += 1
+
+    if Path(out).exists():
+        for _lineno, obj in iter_json_lines(out):
+            if isinstance(obj, dict):
+                bump(str(obj.get("data_source")), obj.get("correct"), True)
+    for rec in read_rejected(rejected_path(out)).values():
+        bump(str(rec.get("data_source")), rec.get("correct"), False)
+    return counts
+
+
+def _check_meta(out: Path, model_name: str, settings: dict[str, Any]) -> None:
+    """A rerun into the same file must decode the same way; raise naming the field otherwise."""
+    path = meta_path(out)
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    for key, value in [("model", model_name), *(("settings." + k, v) for k, v in settings.items())]:
+        before = old.get("model") if key == "model" else old.get("settings", {}).get(key[9:])
+        if before != value:
+            raise ValueError(f"{path}: {key}: this run has {value!r} but {out} was built with {before!r}; "
+                             "use another --out")
+
+
+def _write_meta(out: Path, meta: dict[str, Any]) -> None:
+    tmp = meta_path(out).with_name(f".{meta_path(out).name}.tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    tmp.replace(meta_path(out))
+
+
+def build_trajectories(
+    model: Any,
+    jobs: Sequence[Job],
+    out: PathLike,
+    cfg: BuildConfig,
+    *,
+    env: DistEnv | None = None,
+    source: dict[str, Any] | None = None,
+    on_batch: Callable[[int, list[Trajectory]], None] | None = None,
+    progress: bool = False,
+) -> BuildStats:
+    """Decode every job not yet in `out`, verify, keep, append; rank 0 writes `out.meta.json`.
+
+    Args:
+        model: a `DiffusionLM` (or anything with its attributes) on this process's device.
+        jobs: all jobs of the run, the same list on every rank (already sample-expanded).
+        out: the merged trajectory file; rank r of W appends to `shard_path(out, r, W)`.
+        cfg: settings (resolved here against the model).
+        env: process layout (default: from the environment).
+        source: what the prompts were (recorded in the meta).
+        on_batch: called after each batch is written with (batch index, rows kept); a test hook.
+        progress: show a progress bar over this rank's jobs.
+    """
+    from tabom.progress import progress_bar
+
+    start = time.time()
+    env = env or DistEnv.from_environ()
+    cfg = cfg.resolved(model)
+    out = Path(out)
+    settings = cfg.settings(int(model.eos_token_id))
+    ids = [j.id for j in jobs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("jobs: ids are not unique")
+    if env.is_main:
+        _check_meta(out, model.name, settings)
+        if not meta_path(out).exists():  # so a rerun after a kill is checked too
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _write_meta(out, {"model": model.name, "settings": settings, "status": "running"})
+    done = resume_ids(out, env)
+    todo = [j for j in jobs if j.id not in done][env.rank::env.world]
+    encoded = [model.encode_prompt(j.prompt) for j in todo]
+    order = sorted(range(len(todo)), key=lambda i: len(encoded[i]))  # stable: less padding
+    stats = BuildStats()
+    shard = shard_path(out, env.rank, env.world)
+    with TrajectoryWriter(shard) as writer, progress_bar(enabled=progress) as bar:
+        task = bar.add_task(f"generate (rank {env.rank})", total=len(todo))
+        for b, lo in enumerate(range(0, len(order), cfg.batch_size)):
+            idx = order[lo:lo + cfg.batch_size]
+            batch = [todo[i] for i in idx]
+            rows, result = decode_jobs(model, batch, [encoded[i] for i in idx], cfg)
+            verdicts = verify_jobs(batch, [r.response for r in rows]) if cfg.verify == "auto" else [None] * len(rows)
+            kept, rejected = [], []
+            for row, verdict in zip(rows, verdicts):
+                row.correct = verdict
+                if keeps(verdict, cfg.keep):
+                    kept.append(row)
+                else:
+                    rejected.append({"id": row.id, "data_source": row.data_source, "correct": verdict})
+            writer.write_many(kept)
+            append_rejected(shard, rejected)
+            stats.generated += len(rows)
+            stats.kept += len(kept)
+            stats.batches += 1
+            stats.nfe += result.nfe
+            stats.row_forwards += int(result.steps_run.sum())
+            bar.update(task, advance=len(rows))
+            if on_batch is not None:
+                on_batch(b, kept)
+    finish_shards(out, env)
+    stats.elapsed_s = time.time() - start
+    if env.is_main:
+        counts = file_counts(out)
+        total = {k: sum(c[k] for c in counts.values()) for k in ("generated", "kept", "correct", "wrong", "unverified")}
+        stats.meta = {
+            "model": model.name, "method": cfg.strategy, "settings": settings,
+            "verify": cfg.verify, "keep": cfg.keep, "samples_per_prompt": cfg.samples_per_prompt,
+            "batch_size": cfg.batch_size, "world_size": env.world, "source": source or {},
+            "status": "done", "counts": counts, "total": total,
+            "yield": round(total["kept"] / total["generated"], 6) if total["generated"] else None,
+            "last_run": {"generated_rank0": stats.generated, "kept_rank0": stats.kept,
+                         "elapsed_s": round(stats.elapsed_s, 3)},
+        }
+        _write_meta(out, stats.meta)
+    return stats

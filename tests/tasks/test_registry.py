@@ -1,0 +1,49 @@
+"""Registry lookups, the pre-training mixture, and light imports."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tabom.tasks import FAMILIES, families_for, get_family, mixture
+
+
+def test_families_and_domains() -> None:
+    assert FAMILIES == {
+        "math_chain": "math", "math_linear": "math", "code_trace": "code",
+        "code_func": "code", "ood_format": "ood", "ood_string": "ood",
+    }
+    assert families_for("math") == ["math_chain", "math_linear"]
+    assert families_for("code") == ["code_trace", "code_func"]
+    assert families_for("ood") == ["ood_format", "ood_string"]
+    with pytest.raises(ValueError, match="domain"):
+        families_for("art")
+
+
+def test_get_family_unknown_name_and_bad_argument() -> None:
+    with pytest.raises(ValueError, match="unknown task family 'nope'"):
+        get_family("nope")
+    with pytest.raises(ValueError, match="bad constructor arguments"):
+        get_family("math_chain", no_such_knob=1)
+    assert get_family("ood_string").name == "ood_string"
+
+
+def test_mixture_counts_determinism_and_shuffle() -> None:
+    mix = mixture("val", 20, seed=1)
+    assert len(mix) == 20 * len(FAMILIES)
+    assert {p.family for p in mix} == set(FAMILIES)
+    assert mix == mixture("val", 20, seed=1)
+    assert [p.family for p in mix[:20]] != [mix[0].family] * 20  # interleaved, not blocks
+
+
+def test_mixture_options_reach_the_family() -> None:
+    mix = mixture("train", 10, seed=0, families=["math_chain"], options={"math_chain": {"max_ops": 1, "min_ops": 1}})
+    assert len(mix) == 10 and all(p.native.count("\n") == 1 for p in mix)
+    with pytest.raises(ValueError, match="options"):
+        mixture("train", 1, families=["math_chain"], options={"code_func": {}})
+
+
+def test_import_does_not_pull_in_torch() -> None:
+    code = "import sys, tabom.tasks; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
