@@ -1,52 +1,81 @@
-"""`tabom eval`: decode and score a model on task families; prints a table, writes JSON."""
+"""`tabom eval`: decode and score a model on task families and benchmark files; table + JSON.
+
+    tabom eval --model tiny --tasks math,code --limit 100
+    tabom eval --model /ckpt/Dream-v0-Instruct-7B --adapter runs/x/final \
+        --tasks gsm8k=data/gsm8k/test.jsonl --preset dream-gsm8k --tokens-per-step 2 --out runs/eval/x
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 
+def print_report(report: Any) -> None:
+    """A rich table: accuracy and count per task (IFEval: strict and loose)."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    s = report.settings
+    tps = s.get("tokens_per_step") or "schedule"
+    title = (f"{report.model}  ({s['strategy']}, gen={s['gen_length']}, steps={s['steps']}, "
+             f"block={s.get('block_length') or '-'}, T={s['temperature']}, tokens/step={tps})")
+    table = Table(title=title)
+    for name, justify in (("task", "left"), ("accuracy", "right"), ("loose", "right"), ("n", "right"),
+                          ("scored by", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for task, m in report.metrics().items():
+        loose = f"{100 * m['loose']:.1f}%" if "loose" in m else ""
+        table.add_row(task, f"{100 * m['accuracy']:.1f}%", loose, str(int(m["n"])), report.methods.get(task, ""))
+    Console().print(table)
+
+
 def eval_command(
     model: str = typer.Option("tiny", help="'tiny' or a local checkpoint folder."),
-    tasks: str = typer.Option("all", help="Comma-separated task families, or 'all', 'math', 'code', 'ood'."),
+    adapter: Optional[str] = typer.Option(None, help="A LoRA adapter folder (adapter_config.json) to apply."),
+    tasks: str = typer.Option("all", help="Families, 'all'/'math'/'code'/'ood', or benchmarks as name=path "
+                                          "(gsm8k, math500, humaneval, mbpp, ifeval), comma-separated."),
+    preset: Optional[str] = typer.Option(None, help="Paper inference setting, e.g. dream-gsm8k, llada-mbpp "
+                                                    "(Table 8); explicit flags override it."),
     strategy: Optional[str] = typer.Option(None, help="entropy|confidence|margin|random (default: the model's)."),
-    gen_length: int = typer.Option(64, help="Response tokens."),
+    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default 64)."),
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length: one token per step)."),
     block_length: Optional[int] = typer.Option(None, help="Semi-autoregressive block length."),
-    tokens_per_step: Optional[int] = typer.Option(None, help="Unmask exactly k tokens per step (2: parallel decoding)."),
-    temperature: float = typer.Option(0.0, help="Sampling temperature (0: greedy)."),
-    limit: int = typer.Option(200, help="Problems per task."),
+    tokens_per_step: Optional[int] = typer.Option(None, help="Unmask exactly k tokens per step (2: Table 4)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0: greedy)."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus truncation (not for confidence)."),
+    top_k: Optional[int] = typer.Option(None, help="Top-k truncation (not for confidence)."),
+    limit: Optional[int] = typer.Option(None, help="Problems per task (default: 200 per family, whole files)."),
     split: str = typer.Option("test", help="Split of the built-in families: test or val."),
     batch_size: int = typer.Option(64, help="Prompts decoded together."),
     seed: int = typer.Option(0, help="Seed of problem sampling and decoding noise."),
-    out: Optional[Path] = typer.Option(None, help="Write per-sample JSON here (default runs/eval/<model>.json)."),
+    sandbox_timeout: float = typer.Option(10.0, help="Seconds per HumanEval/MBPP program."),
+    sandbox_memory_mb: int = typer.Option(1024, help="Memory limit per program."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+    dtype: str = typer.Option("auto", help="auto|bfloat16|float16|float32."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/eval/<model>)."),
+    progress: bool = typer.Option(True, help="Show a progress bar with running accuracy."),
 ) -> None:
-    """Evaluate a model: per-task accuracy table and a JSON file with every sample."""
-    from rich.console import Console
-    from rich.table import Table
+    """Evaluate a model: per-task accuracy table, and results.json with every sample and the settings."""
+    from tabom.eval.evaluate import DecodeSettings, evaluate  # noqa: PLC0415
+    from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
+    from tabom.eval.presets import apply_preset  # noqa: PLC0415
+    from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
 
-    from tabom.eval.evaluate import DecodeSettings, evaluate, resolve_task_names
-    from tabom.models import load
-
-    names = resolve_task_names(tasks)
-    lm = load(model)
-    settings = DecodeSettings(gen_length=gen_length, steps=steps, block_length=block_length, strategy=strategy,
-                              temperature=temperature, tokens_per_step=tokens_per_step,
-                              batch_size=batch_size, seed=seed)
-    report = evaluate(lm, names, settings, limit=limit, split=split)
-    table = Table(title=f"{lm.name}  ({report.settings['strategy']}, steps={report.settings['steps']}, "
-                        f"tokens/step={tokens_per_step or 'schedule'})")
-    table.add_column("task")
-    table.add_column("accuracy", justify="right")
-    table.add_column("n", justify="right")
-    counts = report.counts()
-    for task, acc in report.accuracy().items():
-        table.add_row(task, f"{100 * acc:.1f}%", str(counts[task]))
-    Console().print(table)
-    path = out or Path("runs/eval") / f"{Path(lm.name).name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
+                 "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
+                 "batch_size": batch_size, "seed": seed}
+    settings = apply_preset(DecodeSettings(), preset, overrides)
+    sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb)
+    lm = load_eval_model(model, adapter, device=device, dtype=dtype)
+    report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
+                      extra_settings={"preset": preset, "adapter": adapter, "base_model": model})
+    print_report(report)
+    folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.json"
     path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
     typer.echo(f"wrote {path}")

@@ -12,7 +12,7 @@ def pretrain(
     steps: int = typer.Option(1500, help="Optimizer steps."),
     batch_size: int = typer.Option(64, help="Sequences per step."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (warm-up, then cosine to 10%)."),
-    n_per_family: int = typer.Option(20000, help="Training problems drawn from each task family."),
+    n_per_family: int = typer.Option(6000, help="Training problems drawn from each task family."),
     gen_length: int = typer.Option(64, help="Response window in tokens (answer + EOS padding)."),
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     threads: int = typer.Option(0, help="torch CPU threads (0: default)."),

@@ -1,22 +1,28 @@
-"""Evaluate a DiffusionLM on task families: decode, verify, count.
+"""Evaluate a DiffusionLM on task families and benchmark files: decode, score, keep every sample.
 
-    settings = DecodeSettings(gen_length=64, steps=64)            # full diffusion decoding
-    report = evaluate(model, ["math_chain", "code_trace"], settings, limit=200)
-    print(report.accuracy())                                       # {"math_chain": 0.41, ...}
+    settings = DecodeSettings(gen_length=64, steps=64)             # full diffusion decoding
+    report = evaluate(model, resolve_tasks("math_chain,gsm8k=data/gsm8k.jsonl"), settings, limit=200)
+    report.metrics()      # {"math_chain": {"accuracy": 0.41, "n": 200}, "gsm8k": {...}}
 
-Every sample is kept (prompt, output, correctness, decode steps) so results can be inspected and
-written as JSON by `tabom eval`. Decoding is the engine's; verification is each family's own.
+Every sample is kept (prompt, output, extracted answer, correctness, decode steps) so results can
+be inspected and written as JSON by `tabom eval`; the settings used (tokens_per_step included)
+and how each task was scored are recorded beside them. Decoding is the engine's; scoring is each
+source's own (:mod:`tabom.eval.sources`). ``decode_fn`` replaces the decoder (tests use it to
+feed known outputs).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
-from tabom.models.diffusion_lm import DiffusionLM
+from tabom.eval.sources import TaskSource, resolve_tasks
+
+DecodeFn = Callable[[Any, list[str], "DecodeSettings", torch.Generator], tuple[list[str], list[int]]]
 
 
 @dataclass
@@ -32,11 +38,19 @@ class DecodeSettings:
     top_p: float | None = None
     top_k: int | None = None
     tokens_per_step: int | None = None
-    """k tokens per step (the paper's parallel decoding uses 2); overrides the schedule."""
+    """k tokens per step (the paper's parallel decoding, Table 4, uses 2); overrides the schedule."""
     batch_size: int = 64
     seed: int = 0
 
-    def resolved(self, model: DiffusionLM) -> "DecodeSettings":
+    def __post_init__(self) -> None:
+        if self.gen_length < 1:
+            raise ValueError(f"gen_length: must be >= 1, got {self.gen_length}")
+        if self.tokens_per_step is not None and self.tokens_per_step < 1:
+            raise ValueError(f"tokens_per_step: must be >= 1, got {self.tokens_per_step}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+
+    def resolved(self, model: Any) -> "DecodeSettings":
         """A copy with the model-dependent defaults filled in."""
         out = DecodeSettings(**asdict(self))
         out.strategy = out.strategy or model.default_strategy
@@ -56,6 +70,7 @@ class Sample:
     correct: bool
     decode_steps: int
     extracted: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,95 +80,112 @@ class EvalReport:
     model: str
     settings: dict[str, Any]
     samples: list[Sample] = field(default_factory=list)
+    methods: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def _by_task(self) -> dict[str, list[Sample]]:
+        out: dict[str, list[Sample]] = {}
+        for s in self.samples:
+            out.setdefault(s.task, []).append(s)
+        return out
 
     def accuracy(self) -> dict[str, float]:
         """Accuracy per task, in first-seen task order."""
-        out: dict[str, list[bool]] = {}
-        for s in self.samples:
-            out.setdefault(s.task, []).append(s.correct)
-        return {k: sum(v) / len(v) for k, v in out.items()}
+        return {k: sum(s.correct for s in v) / len(v) for k, v in self._by_task().items()}
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for s in self.samples:
-            out[s.task] = out.get(s.task, 0) + 1
+        return {k: len(v) for k, v in self._by_task().items()}
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Per task: accuracy and n; IFEval also loose (prompt level) and instruction-level rates."""
+        out: dict[str, dict[str, float]] = {}
+        for task, samples in self._by_task().items():
+            m: dict[str, float] = {"accuracy": sum(s.correct for s in samples) / len(samples), "n": len(samples)}
+            if samples and "loose" in samples[0].extra:
+                m["loose"] = sum(bool(s.extra["loose"]) for s in samples) / len(samples)
+                strict = [x for s in samples for x in s.extra["inst_strict"]]
+                loose = [x for s in samples for x in s.extra["inst_loose"]]
+                m["inst_strict"] = sum(strict) / max(1, len(strict))
+                m["inst_loose"] = sum(loose) / max(1, len(loose))
+            out[task] = m
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "settings": self.settings, "seconds": round(self.seconds, 2),
-                "accuracy": self.accuracy(), "counts": self.counts(),
-                "samples": [asdict(s) for s in self.samples]}
+        return {"model": self.model, "settings": self.settings, "methods": self.methods,
+                "seconds": round(self.seconds, 2), "metrics": self.metrics(), "accuracy": self.accuracy(),
+                "counts": self.counts(), "samples": [asdict(s) for s in self.samples]}
 
 
 def resolve_task_names(spec: str) -> list[str]:
-    """'all' | a domain ('math', 'code', 'ood') | comma-separated family names -> family names."""
-    from tabom.tasks import FAMILIES, families_for
-
-    names: list[str] = []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        if part == "all":
-            names.extend(FAMILIES)
-        elif part in ("math", "code", "ood"):
-            names.extend(families_for(part))
-        elif part in FAMILIES:
-            names.append(part)
-        else:
-            raise ValueError(f"tasks: unknown task {part!r} (known: {', '.join(FAMILIES)}, or all/math/code/ood)")
-    return list(dict.fromkeys(names))
+    """Family names of a spec without benchmarks (kept for callers of the first version)."""
+    return [s.name for s in resolve_tasks(spec)]
 
 
 def decode_texts(
-    model: DiffusionLM, prompts: Sequence[str], settings: DecodeSettings,
-    on_batch: Callable[[int], None] | None = None,
+    model: Any, prompts: Sequence[str], settings: DecodeSettings, generator: torch.Generator | None = None
 ) -> tuple[list[str], list[int]]:
-    """Decode text prompts in batches -> (responses cut at EOS, forwards spent per response)."""
-    from tabom.decoding import generate
+    """Decode text prompts (one engine call, batched inside) -> (responses cut at EOS, forwards per response)."""
+    from tabom.decoding import generate  # noqa: PLC0415
 
     s = settings.resolved(model)
-    gen = torch.Generator(device="cpu").manual_seed(s.seed)
-    texts: list[str] = []
-    steps: list[int] = []
-    for start in range(0, len(prompts), s.batch_size):
-        chunk = [model.encode_prompt(p) for p in prompts[start:start + s.batch_size]]
-        result = generate(model, chunk, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
-                          strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                          tokens_per_step=s.tokens_per_step, generator=gen)
-        texts.extend(model.decode(row) for row in result.tokens)
-        steps.extend(int(n) for n in result.steps_run)
-        if on_batch is not None:
-            on_batch(len(chunk))
-    return texts, steps
+    gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(s.seed)
+    ids = [model.encode_prompt(p) for p in prompts]
+    assert s.steps is not None and s.strategy is not None
+    result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
+                      strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                      tokens_per_step=s.tokens_per_step, generator=gen, batch_size=s.batch_size)
+    texts = [model.decode(row) for row in result.tokens]
+    return texts, [int(n) for n in result.steps_run]
 
 
 def evaluate(
-    model: DiffusionLM,
-    tasks: Sequence[str],
+    model: Any,
+    tasks: Sequence[str | TaskSource] | str,
     settings: DecodeSettings | None = None,
     *,
-    limit: int = 200,
+    limit: int | None = 200,
     split: str = "test",
     progress: bool = True,
+    decode_fn: DecodeFn | None = None,
+    extra_settings: dict[str, Any] | None = None,
 ) -> EvalReport:
-    """Decode `limit` problems of each built-in family's split and verify them."""
-    from tabom.progress import progress_bar
-    from tabom.tasks import get_family
+    """Decode and score up to ``limit`` problems of each task (None: the whole benchmark file).
 
+    Args:
+        model: a DiffusionLM (or anything ``decode_fn`` accepts).
+        tasks: a spec string, or a list of specs / :class:`TaskSource`s.
+        settings: decoding; model defaults filled in by :meth:`DecodeSettings.resolved`.
+        decode_fn: ``(model, prompts, settings, generator) -> (texts, steps)``; default the engine.
+        extra_settings: recorded beside the settings (e.g. the preset's name, the adapter).
+    """
+    from tabom.progress import progress_bar  # noqa: PLC0415
+
+    decode = decode_fn or decode_texts
     settings = (settings or DecodeSettings()).resolved(model)
-    report = EvalReport(model=model.name, settings=asdict(settings) | {"split": split, "limit": limit})
+    if isinstance(tasks, str):
+        sources: list[TaskSource] = resolve_tasks(tasks)
+    else:
+        sources = [s for t in tasks for s in (resolve_tasks(t) if isinstance(t, str) else [t])]
+    recorded = asdict(settings) | {"split": split, "limit": limit} | (extra_settings or {})
+    report = EvalReport(model=str(getattr(model, "name", "")), settings=recorded)
     start = time.time()
     with progress_bar(enabled=progress) as bar:
-        for task in tasks:
-            family = get_family(task)
-            problems = family.problems(split, limit, seed=settings.seed)
-            bar_id = bar.add_task(task, total=len(problems))
-            outputs, steps = decode_texts(model, [p.prompt for p in problems], settings,
-                                          on_batch=lambda n, t=bar_id: bar.update(t, advance=n))
-            for problem, output, n_steps in zip(problems, outputs, steps):
-                report.samples.append(Sample(task=task, id=problem.id, prompt=problem.prompt, output=output,
-                                             answer=problem.answer, correct=bool(family.verify(problem, output)),
-                                             decode_steps=n_steps))
-            acc = report.accuracy()[task]
-            bar.update(bar_id, description=f"{task} acc {acc:.3f}")
+        for source in sources:
+            report.methods[source.name] = source.method
+            items = source.load(limit, split, settings.seed)
+            bar_id = bar.add_task(source.name, total=len(items))
+            gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+            right = 0
+            for lo in range(0, len(items), settings.batch_size):
+                chunk = items[lo:lo + settings.batch_size]
+                outputs, steps = decode(model, [i.prompt for i in chunk], settings, gen)
+                verdicts = source.score(chunk, outputs)
+                for item, output, n_steps, v in zip(chunk, outputs, steps, verdicts, strict=True):
+                    report.samples.append(Sample(task=source.name, id=item.id, prompt=item.prompt, output=output,
+                                                 answer=item.answer, correct=bool(v.correct), decode_steps=n_steps,
+                                                 extracted=v.extracted, extra=dict(v.extra)))
+                    right += bool(v.correct)
+                done = lo + len(chunk)
+                bar.update(bar_id, advance=len(chunk), description=f"{source.name} acc {right / done:.3f}")
     report.seconds = time.time() - start
     return report

@@ -90,14 +90,12 @@ class OodFormat(TaskFamily):
             items = [apply_case(word, case)] * k
             meta.update(items=items)
         elif kind == "count":
-            start, length = rng.randint(0, 30), k + 1
-            step = rng.choice((1, -1))
-            end = start + step * (length - 1)
-            if end < 0:
-                start, end = end, start
-                step = 1
+            low, length = rng.randint(0, 30), k + 1
+            items = [str(v) for v in range(low, low + length)]
+            if rng.random() < 0.5:  # count down
+                items = items[::-1]
+            start, end = items[0], items[-1]
             prompt = f"Count from {start} to {end}, separated by {sep_name}"
-            items = [str(v) for v in range(start, end + step, step)]
             meta.update(items=items)
         elif kind == "spell":
             word, case = rng.choice(WORDS), rng.choice(("capitals", "lowercase"))

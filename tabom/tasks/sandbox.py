@@ -105,16 +105,23 @@ class SandboxResult:
 
 @lru_cache(maxsize=1)
 def net_isolation_prefix() -> tuple[str, ...]:
-    """``("unshare", "--net", "--")`` when that works here (tested once), else ``()``."""
+    """``("unshare", "--net", "--")`` when that works here, else ``()``.
+
+    Tested once per process by running Python through it and writing a file in
+    a temporary directory; ``--user --net`` (no root needed) is tried second.
+    """
     exe = shutil.which("unshare")
     if exe is None:
         return ()
+    probe = "open('probe.txt', 'w').write('x'); print(open('probe.txt').read())"
     for prefix in ((exe, "--net", "--"), (exe, "--user", "--net", "--")):
-        try:
-            r = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if r.returncode == 0:
+        with tempfile.TemporaryDirectory(prefix="tabom_probe_") as tmp:
+            try:
+                r = subprocess.run([*prefix, sys.executable, "-I", "-c", probe], cwd=tmp,
+                                   capture_output=True, text=True, timeout=20)
+            except (OSError, subprocess.SubprocessError):
+                continue
+        if r.returncode == 0 and r.stdout.strip() == "x":
             return prefix
     return ()
 
@@ -123,6 +130,20 @@ def _read_capped(path: str) -> str:
     with open(path, "rb") as fh:
         data = fh.read(RETURN_OUTPUT_CHARS)
     return data.decode("utf-8", errors="replace")
+
+
+def _wait_unreaped(pid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``pid`` to exit without reaping it; True when it exited."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.02)
 
 
 def _kill_group(pgid: int) -> None:
@@ -175,14 +196,11 @@ def run_python(
                 start_new_session=True,
                 close_fds=True,
             )
-            deadline = time.monotonic() + timeout_s
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(proc.pid)  # also removes any stray descendant
-                proc.wait()
+            timed_out = not _wait_unreaped(proc.pid, timeout_s)
+            # The child is exited-but-unreaped or still running, so its process group id cannot
+            # have been reused yet: killing the group is safe and removes any stray descendant.
+            _kill_group(proc.pid)
+            proc.wait()
         returncode = proc.returncode
         stdout, stderr = _read_capped(out_path), _read_capped(err_path)
     finally:

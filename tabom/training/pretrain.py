@@ -35,7 +35,7 @@ class PretrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     gen_length: int = 64
-    n_per_family: int = 20000
+    n_per_family: int = 6000
     seed: int = 0
     threads: int = 0
     """torch CPU threads (0: torch's default)."""

@@ -94,9 +94,17 @@ class BuildConfig:
             raise ValueError("samples_per_prompt: > 1 needs temperature > 0 (greedy samples are identical)")
 
     def resolved(self, model: Any) -> BuildConfig:
-        """A copy with gen_length, steps and strategy filled in from the model family."""
+        """A copy with gen_length, steps, tokens_per_step and strategy filled in.
+
+        Full diffusion decoding (steps == gen_length) runs with `tokens_per_step = 1`: exactly
+        one token per step, so `decoding_order` is a permutation of 0..G-1 as the schema expects.
+        (Dream's float schedule at steps == G unmasks nothing at step 0 and two tokens at the
+        last step; LLaDA's already gives one per step, so confidence decodes are unchanged.)
+        """
         gen = self.gen_length or (64 if getattr(model, "family", "") == "tiny" else 256)
-        return replace(self, gen_length=gen, steps=self.steps or gen,
+        steps = self.steps or gen
+        per_step = self.tokens_per_step or (1 if steps == gen else None)
+        return replace(self, gen_length=gen, steps=steps, tokens_per_step=per_step,
                        strategy=self.strategy or model.default_strategy)
 
     def settings(self, eos_token_id: int) -> dict[str, Any]:

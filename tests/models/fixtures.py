@@ -7,7 +7,7 @@
 Each folder carries what the released one carries (config keys, `architectures`, `auto_map`, the
 tensor names, tokenizer files, a chat template) plus `modeling_*.py` files that raise on import, so a
 test fails loudly if anything ever executes the folder's remote code. The tokenizers are real
-byte-level BPEs trained with the `tokenizers` library on a few sentences (about 290 tokens) — a
+byte-level BPEs trained with the `tokenizers` library on a few sentences (300 tokens) — a
 small honest stand-in for the 150K-token originals, with the special tokens at the end.
 """
 
@@ -159,7 +159,7 @@ def build_llada_checkpoint(
         "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "chat_template": LLADA_TEMPLATE,
         "clean_up_tokenization_spaces": False, "model_max_length": 64, "tokenizer_class": "PreTrainedTokenizerFast",
     }, indent=2))
-    d_model, heads, mlp, layers, vocab, embedding = 32, 4, 48, 2, 300, 320
+    d_model, heads, mlp, layers, vocab, embedding = 32, 4, 48, 2, 310, 320
     config = {
         "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0, "architectures": ["LLaDAModelLM"],
         "attention_dropout": 0.0, "attention_layer_norm": False, "attention_layer_norm_with_affine": True,

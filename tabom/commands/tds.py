@@ -1,0 +1,95 @@
+"""`tabom tds`: Trajectory Discrimination Score of one or several models; CSV, PNG, scalars.
+
+    tabom tds --model tiny --tasks math_chain --n 64 --out runs/tds
+    tabom tds --model tiny --tasks mbpp=data/mbpp.jsonl \
+        --compare base=tiny sft=runs/sft/final tabom=runs/tabom/final --out runs/tds_mbpp
+
+In ``--compare``, a path holding adapter_config.json is an adapter applied on ``--model``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _prompts(tasks: Optional[str], prompts: Optional[Path], n: int, seed: int) -> list[str]:
+    if (tasks is None) == (prompts is None):
+        raise typer.BadParameter("give exactly one of --tasks and --prompts")
+    if prompts is not None:
+        from tabom.trajectories.prompts import read_prompts  # noqa: PLC0415
+
+        return [r.prompt for r in read_prompts(prompts)][:n]
+    from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
+
+    assert tasks is not None
+    sources = resolve_tasks(tasks)
+    per = max(1, -(-n // len(sources)))  # ceil: n prompts shared out over the tasks
+    texts = [i.prompt for s in sources for i in s.load(per, "test", seed)]
+    return texts[:n]
+
+
+def tds(
+    ctx: typer.Context,
+    model: str = typer.Option("tiny", help="Base model: 'tiny' or a local checkpoint folder."),
+    adapter: Optional[str] = typer.Option(None, help="Adapter applied on --model (without --compare)."),
+    tasks: Optional[str] = typer.Option(None, help="Task families or benchmarks (name=path) giving prompts."),
+    prompts: Optional[Path] = typer.Option(None, help="A prompt JSONL file instead of --tasks."),
+    n: int = typer.Option(64, help="Trajectories per model (the paper uses 64)."),
+    compare: Optional[list[str]] = typer.Option(
+        None, help="label=model_or_adapter; repeat, or list several after one flag."),
+    preset: Optional[str] = typer.Option(None, help="Decoding preset (Table 8), e.g. dream-mbpp."),
+    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default 64)."),
+    steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length)."),
+    block_length: Optional[int] = typer.Option(None, help="Block length."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0)."),
+    batch_size: int = typer.Option(64, help="Prompts decoded together."),
+    seed: int = typer.Option(0, help="Seed of prompts and decoding noise."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
+    dtype: str = typer.Option("auto", help="auto|bfloat16|float16|float32."),
+    out: Path = typer.Option(Path("runs/tds"), help="Output folder: tds.csv, tds.png, tds.json."),
+) -> None:
+    """Decode with each model's default strategy, recording entropies; print TDS and plot the curves."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from tabom.eval.evaluate import DecodeSettings  # noqa: PLC0415
+    from tabom.eval.model_spec import ModelSpec, load_eval_model, parse_compare  # noqa: PLC0415
+    from tabom.eval.presets import apply_preset  # noqa: PLC0415
+    from tabom.eval.tds import plot_curves, run_tds, write_csv  # noqa: PLC0415
+
+    entries = list(compare or []) + list(ctx.args)  # `--compare a=x b=y`: b=y arrives as an extra arg
+    specs = parse_compare(entries, model) if entries else [ModelSpec("model", model, adapter)]
+    texts = _prompts(tasks, prompts, n, seed)
+    overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length,
+                 "temperature": temperature, "batch_size": batch_size, "seed": seed}
+    settings = apply_preset(DecodeSettings(), preset, overrides)
+    settings.strategy = None  # each model's default strategy, as the paper measures TDS
+    results = []
+    for spec in specs:
+        lm = load_eval_model(spec.model, spec.adapter, device=device, dtype=dtype)
+        results.append(run_tds(lm, texts, settings, label=spec.label, progress=True))
+        del lm
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(results, out / "tds.csv")
+    plot_curves(results, out / "tds.png", title=f"TDS ({len(texts)} trajectories)")
+    summary = {r.label: {"tds": r.scalar, "model": s.description, "n": r.n, "settings": r.settings}
+               for r, s in zip(results, specs)}
+    (out / "tds.json").write_text(json.dumps(summary, indent=1) + "\n")
+    table = Table(title=f"Trajectory Discrimination Score ({len(texts)} prompts)")
+    table.add_column("model")
+    table.add_column("TDS", justify="right")
+    table.add_column("what")
+    for r, s in zip(results, specs):
+        table.add_row(r.label, f"{r.scalar:.4f}", s.description)
+    Console().print(table)
+    for r in results:
+        typer.echo(f"TDS {r.label} {r.scalar:.6f}")
+    typer.echo(f"wrote {out / 'tds.csv'}, {out / 'tds.png'}, {out / 'tds.json'}")
+
+
+# What `tabom.cli` should register the command with, so `--compare a=x b=y c=z` works unrepeated.
+tds.context_settings = {"allow_extra_args": True}  # type: ignore[attr-defined]

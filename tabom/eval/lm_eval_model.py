@@ -1,0 +1,152 @@
+"""tabom's diffusion LMs inside lm-evaluation-harness: the model class registered as ``tabom``.
+
+Importing this module registers it (``lm_eval.api.registry.register_model("tabom")``)::
+
+    import lm_eval
+    import tabom.eval.lm_eval_model  # noqa: F401  (registers "tabom")
+    out = lm_eval.simple_evaluate(model="tabom", model_args="model=tiny,strategy=entropy,gen_length=64",
+                                  tasks=["gsm8k_cot"])
+
+or from the shell, ``tabom lm-eval --model tabom --model_args model=PATH,adapter=PATH,... --tasks ...``.
+
+``generate_until`` decodes with :func:`tabom.decoding.generate`, batched (requests with the same
+generation arguments go together), and cuts each response at the first ``until`` string.
+Model args: ``model``, ``adapter``, ``strategy``, ``gen_length`` (default: the task's
+``max_gen_toks``), ``steps`` (default gen_length), ``block_length``, ``temperature`` (default: the
+task's when it samples, else 0), ``top_p``, ``top_k``, ``tokens_per_step``, ``seed``, ``device``,
+``dtype``, ``batch_size``. The loglikelihood methods raise NotImplementedError: the paper scores
+DLMs generatively, and a masked-diffusion likelihood is only a Monte-Carlo ELBO bound.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+NOT_GENERATIVE = (
+    "tabom's lm-eval model only generates: masked diffusion LMs are evaluated generatively here "
+    "(generate_until, as in the paper); a loglikelihood would need a Monte-Carlo ELBO estimate, "
+    "which tabom does not provide. Use generative tasks (e.g. gsm8k_cot, ifeval, humaneval)."
+)
+
+
+def _opt(value: Any, kind: type) -> Any:
+    """lm-eval passes model args as parsed scalars or strings; '' / 'none' mean unset."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    return kind(value)
+
+
+def cut_at_stops(text: str, until: list[str]) -> str:
+    """``text`` up to the earliest occurrence of any stop string."""
+    cut = len(text)
+    for stop in until:
+        if stop:
+            at = text.find(stop)
+            if 0 <= at < cut:
+                cut = at
+    return text[:cut]
+
+
+@register_model("tabom")
+class TabomLM(LM):
+    """An lm-eval ``LM`` over a tabom DiffusionLM (optionally with a LoRA adapter)."""
+
+    def __init__(
+        self,
+        model: str = "tiny",
+        adapter: str | None = None,
+        strategy: str | None = None,
+        gen_length: int | None = None,
+        steps: int | None = None,
+        block_length: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        tokens_per_step: int | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int | str | None = 16,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
+
+        self.lm = load_eval_model(str(model), _opt(adapter, str), device=_opt(device, str), dtype=dtype)
+        self.strategy = _opt(strategy, str) or self.lm.default_strategy
+        self.gen_length = _opt(gen_length, int)
+        self.steps = _opt(steps, int)
+        self.block_length = _opt(block_length, int)
+        self.temperature = _opt(temperature, float)
+        self.top_p = _opt(top_p, float)
+        self.top_k = _opt(top_k, int)
+        self.tokens_per_step = _opt(tokens_per_step, int)
+        self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16  # "auto" -> 16
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self._templated = False
+
+    # ------------------------------------------------------------------ lm-eval hooks
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.lm, "name", "tabom")).replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        return getattr(self.lm.tokenizer, "chat_template", None)
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The chat-formatted prompt; later contexts are then tokenized without a second template."""
+        self._templated = True
+        tok = self.lm.tokenizer
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return "\n".join(m["content"] for m in chat_history)
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        raise NotImplementedError(NOT_GENERATIVE)
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        raise NotImplementedError(NOT_GENERATIVE)
+
+    # ------------------------------------------------------------------ generation
+    def _encode(self, context: str) -> list[int]:
+        if self._templated:
+            return list(self.lm.tokenizer.encode(context, add_special_tokens=False))
+        return self.lm.encode_prompt(context)
+
+    def _settings(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        gen_length = self.gen_length or int(gen_kwargs.get("max_gen_toks", 256))
+        if self.temperature is not None:
+            temperature = self.temperature
+        elif gen_kwargs.get("do_sample", False):
+            temperature = float(gen_kwargs.get("temperature", 1.0))
+        else:
+            temperature = 0.0
+        return {"gen_length": gen_length, "steps": self.steps or gen_length, "block_length": self.block_length,
+                "strategy": self.strategy, "temperature": temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "tokens_per_step": self.tokens_per_step}
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Decode every request; requests sharing generation arguments are batched together."""
+        from tabom.decoding import generate  # noqa: PLC0415
+
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            _, gen_kwargs = request.args
+            groups.setdefault(json.dumps(gen_kwargs, sort_keys=True, default=str), []).append(index)
+        outputs: list[str] = [""] * len(requests)
+        for key, indices in groups.items():
+            gen_kwargs = json.loads(key)
+            until = gen_kwargs.get("until") or []
+            until = [until] if isinstance(until, str) else list(until)
+            prompts = [self._encode(requests[i].args[0]) for i in indices]
+            result = generate(self.lm, prompts, generator=self.generator, batch_size=self.batch_size,
+                              progress=not disable_tqdm, **self._settings(gen_kwargs))
+            for i, row in zip(indices, result.tokens):
+                outputs[i] = cut_at_stops(self.lm.decode(row), until)
+                self.cache_hook.add_partial("generate_until", requests[i].args, outputs[i])
+        return outputs

@@ -1,0 +1,134 @@
+"""Trajectory Discrimination Score (TDS, Section 4.2, Eq. 10-11): how differently a model is unsure
+about the masked tokens at each decoding step.
+
+At step t of trajectory tau, take the still-masked response positions, leaving out positions after
+the first EOS of the final decoded sequence; TDS(t) is the population variance of their predictive
+entropies, averaged over trajectories. A row with fewer than two such positions at a step is
+skipped there (its variance is undefined or zero by construction). The scalar is the mean of the
+curve over the steps where some row counted.
+
+    curve, counts = tds_curve(result.entropy, result.tokens, model.eos_token_id)   # (S,), (S,)
+    res = run_tds(model, prompts, DecodeSettings(gen_length=64), label="base")
+    write_csv([res], "tds.csv"); plot_curves([res], "tds.png")
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def tds_curve(entropy: torch.Tensor, tokens: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step TDS over a batch of trajectories.
+
+    Args:
+        entropy: ``(B, S, G)`` entropy of every still-masked response position at each step
+            (NaN where the position was not masked), as ``DecodeResult.entropy``.
+        tokens: ``(B, G)`` final decoded responses.
+        eos_id: the EOS token id.
+
+    Returns:
+        ``curve (S,)`` float64, the mean over counted rows of the population variance at each step
+        (NaN where no row counted), and ``counts (S,)`` long, how many rows counted.
+    """
+    if entropy.dim() != 3 or tokens.dim() != 2 or entropy.shape[0] != tokens.shape[0] or entropy.shape[2] != tokens.shape[1]:
+        raise ValueError(f"tds_curve: entropy {tuple(entropy.shape)} and tokens {tuple(tokens.shape)} do not match (B, S, G)/(B, G)")
+    ent = entropy.to(torch.float64)  # (B, S, G)
+    gen = tokens.shape[1]
+    is_eos = tokens == eos_id  # (B, G)
+    first_eos = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), torch.full_like(tokens[:, 0], gen))  # (B,)
+    before_eos = torch.arange(gen, device=tokens.device).unsqueeze(0) <= first_eos.unsqueeze(1)  # (B, G)
+    valid = ~torch.isnan(ent) & before_eos.unsqueeze(1)  # (B, S, G)
+    n = valid.sum(dim=2)  # (B, S)
+    safe_n = n.clamp(min=1).to(torch.float64)
+    values = torch.where(valid, ent, torch.zeros_like(ent))  # (B, S, G)
+    mean = values.sum(dim=2) / safe_n  # (B, S)
+    sq = torch.where(valid, (ent - mean.unsqueeze(2)) ** 2, torch.zeros_like(ent))  # (B, S, G)
+    var = sq.sum(dim=2) / safe_n  # (B, S) population variance
+    counted = n >= 2  # (B, S)
+    counts = counted.sum(dim=0)  # (S,)
+    total = torch.where(counted, var, torch.zeros_like(var)).sum(dim=0)  # (S,)
+    curve = torch.where(counts > 0, total / counts.clamp(min=1), torch.full_like(total, float("nan")))
+    return curve, counts
+
+
+def tds_scalar(curve: torch.Tensor) -> float:
+    """The mean of the curve over steps where it is defined (NaN when it never is)."""
+    defined = curve[~torch.isnan(curve)]
+    return float(defined.mean()) if defined.numel() else float("nan")
+
+
+@dataclass
+class TDSResult:
+    """One model's TDS: the curve, the rows counted at each step, the scalar."""
+
+    label: str
+    curve: list[float]
+    counts: list[int]
+    scalar: float
+    n: int
+    settings: dict[str, Any]
+
+
+def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, progress: bool = False) -> TDSResult:
+    """Decode ``prompts`` with ``record_entropy`` and the model's default strategy; return its TDS.
+
+    ``settings`` is a :class:`tabom.eval.evaluate.DecodeSettings`; its strategy, when None, is the
+    model's default (what the paper measures).
+    """
+    from tabom.decoding import generate  # noqa: PLC0415
+
+    s = settings.resolved(model)
+    gen = torch.Generator(device="cpu").manual_seed(s.seed)
+    ids = [model.encode_prompt(p) for p in prompts]
+    result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
+                      strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                      tokens_per_step=s.tokens_per_step, generator=gen, record_entropy=True,
+                      batch_size=s.batch_size, progress=progress)
+    assert result.entropy is not None
+    curve, counts = tds_curve(result.entropy, result.tokens, model.eos_token_id)
+    return TDSResult(label, [float(x) for x in curve], [int(c) for c in counts], tds_scalar(curve),
+                     len(prompts), asdict(s))
+
+
+def write_csv(results: Sequence[TDSResult], path: str | Path) -> Path:
+    """Long format: ``model,step,tds,count`` (empty tds where no row counted)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "step", "tds", "count"])
+        for r in results:
+            for step, (v, c) in enumerate(zip(r.curve, r.counts)):
+                writer.writerow([r.label, step, "" if math.isnan(v) else f"{v:.6g}", c])
+    return out
+
+
+def plot_curves(results: Sequence[TDSResult], path: str | Path, title: str = "Trajectory Discrimination Score") -> Path:
+    """One line per model, TDS against decoding step (as the paper's Figure 2), saved as PNG."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for r in results:
+        steps = [i for i, v in enumerate(r.curve) if not math.isnan(v)]
+        ax.plot(steps, [r.curve[i] for i in steps], label=f"{r.label} (TDS {r.scalar:.3f})", linewidth=1.6)
+    ax.set_xlabel("decoding step")
+    ax.set_ylabel("variance of masked-token entropy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,190 @@
+"""LoRA adapters on a `DiffusionLM`: attach, load (incl. the authors' released ones), save, merge, disable.
+
+    model = attach_lora(model, r=16, alpha=16, target_modules=("q_proj", "v_proj"))   # train these
+    model = load_adapter(model, "checkpoints/dream_prm12k")                          # released LoRA
+    with disable_adapter(model):                                                     # frozen base (T3D)
+        ref = model(input_ids)
+    save_adapter(model, "run/final")      # adapter_config.json + adapter_model.safetensors
+    merge_adapter(model)                  # W <- W + (alpha / r) B A, PEFT removed
+
+The backbone is wrapped in place by PEFT (`model.backbone` becomes a `PeftModel`); `DiffusionLM`
+keeps working because a `PeftModel` forwards `get_decoder()`, `get_output_embeddings()` and
+`config` to the wrapped transformers model, whose q/v projections now carry the LoRA layers.
+
+Adapter folders are read by hand (never `PeftModel.from_pretrained`), so PEFT never looks up the
+`base_model_name_or_path` it names. Keys are PEFT's saved naming,
+`base_model.model.<module path>.lora_{A,B}.weight`. Dream's own module tree is the Qwen2 tree, so
+Dream adapters load as they are; adapters saved on LLaDA's own tree
+(`model.transformer.blocks.N.q_proj`) are renamed to the Llama tree tabom builds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tabom.models.diffusion_lm import DiffusionLM
+from tabom.models.loading import read_json
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+_MARKERS = (".lora_", ".modules_to_save")
+_PREFIX = "base_model.model."
+
+
+def has_adapter(model: DiffusionLM) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model.backbone, PeftModel)
+
+
+def attach_lora(
+    model: DiffusionLM,
+    r: int = 16,
+    alpha: int = 16,
+    dropout: float = 0.0,
+    target_modules: Sequence[str] = ("q_proj", "v_proj"),
+) -> DiffusionLM:
+    """Wrap `model.backbone` with fresh LoRA layers (B = 0, so outputs are unchanged); base frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    if has_adapter(model):
+        raise ValueError("attach_lora: the model already has an adapter (merge_adapter it first)")
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none",
+        base_model_name_or_path=model.name or None,
+    )
+    model.backbone = get_peft_model(model.backbone, config)
+    return model
+
+
+def rename_key(key: str, family: str) -> str:
+    """A saved adapter key in the tree tabom builds for `family` (LLaDA tree -> Llama tree)."""
+    cut = min((key.find(m) for m in _MARKERS if m in key), default=-1)
+    if cut < 0:
+        raise ValueError(f"{key}: not a PEFT adapter weight name (no .lora_ or .modules_to_save)")
+    module, suffix = key[:cut], key[cut:]
+    body = module[len(_PREFIX):] if module.startswith(_PREFIX) else module
+    if family == "llada" or body.startswith("model.transformer."):
+        from tabom.models.llada import llada_module_to_llama
+
+        mapped = llada_module_to_llama(body)
+        if mapped is not None:
+            body = mapped
+    return _PREFIX + body + suffix
+
+
+def _rename_targets(targets: Any, family: str) -> Any:
+    if family != "llada" or not isinstance(targets, list):
+        return targets
+    from tabom.models.llada import TARGET_NAMES
+
+    out: list[str] = []
+    for name in targets:
+        out.extend(TARGET_NAMES.get(name, [name]))
+    return sorted(set(out))
+
+
+def read_adapter_config(path: Path, family: str) -> Any:
+    """`LoraConfig` from an adapter_config.json (unknown fields from other PEFT versions dropped)."""
+    from peft import LoraConfig
+
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{cfg_path}: missing (a PEFT adapter folder needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    raw = read_json(cfg_path)
+    if str(raw.get("peft_type", "LORA")).upper() != "LORA":
+        raise ValueError(f"{cfg_path}:1: peft_type: {raw.get('peft_type')!r} is not supported (LoRA only)")
+    for field in ("r", "lora_alpha", "target_modules"):
+        if field not in raw:
+            raise ValueError(f"{cfg_path}:1: {field}: missing")
+    known = {f.name for f in dataclasses.fields(LoraConfig)}
+    kwargs = {k: v for k, v in raw.items() if k in known and k not in ("peft_type", "auto_mapping", "peft_version")}
+    kwargs["target_modules"] = _rename_targets(kwargs["target_modules"], family)
+    return LoraConfig(**kwargs)
+
+
+def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) -> DiffusionLM:
+    """Attach the LoRA adapter saved in folder `path` (adapter_config.json + adapter_model.safetensors).
+
+    Every adapter tensor must find its LoRA layer and every LoRA layer must get a tensor, else the
+    error names the file and the keys. `trainable=False` freezes the adapter (evaluation).
+    """
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if has_adapter(model):
+        raise ValueError(f"{path}: the model already has an adapter (merge_adapter or reload the base first)")
+    config = read_adapter_config(path, model.family)
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.exists():
+        bins = sorted(p.name for p in path.glob("*.bin"))
+        hint = f" (found {', '.join(bins)}: pickles are refused, save as safetensors)" if bins else ""
+        raise FileNotFoundError(f"{weights_path}: missing{hint}")
+    state = {rename_key(k, model.family): v for k, v in load_file(str(weights_path)).items()}
+    config.inference_mode = not trainable
+    peft_model = get_peft_model(model.backbone, config)
+    expected = set(get_peft_model_state_dict(peft_model))  # saved naming, e.g. ...q_proj.lora_A.weight
+    unexpected, missing = sorted(set(state) - expected), sorted(expected - set(state))
+    if unexpected or missing:
+        model.backbone = peft_model.unload()  # take the half-attached LoRA layers out again
+        raise ValueError(
+            f"{weights_path}: adapter does not fit the model: {len(unexpected)} unexpected key(s) "
+            f"{unexpected[:3]}, {len(missing)} missing key(s) {missing[:3]} "
+            f"(target_modules {sorted(config.target_modules)})"
+        )
+    set_peft_model_state_dict(peft_model, state)
+    for name, param in peft_model.named_parameters():
+        if ".lora_" in name:
+            param.requires_grad_(trainable)
+    model.backbone = peft_model
+    return model
+
+
+def save_adapter(model: DiffusionLM, path: str | Path) -> Path:
+    """Write adapter_config.json + adapter_model.safetensors (PEFT's key naming) to folder `path`."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    if not has_adapter(model):
+        raise ValueError(f"{path}: the model has no adapter to save")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model = model.backbone
+    state = get_peft_model_state_dict(peft_model)
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE))
+    cfg = peft_model.peft_config["default"].to_dict()
+    cfg = {k: (sorted(v) if isinstance(v, set) else v) for k, v in cfg.items()}
+    cfg["peft_type"] = "LORA"
+    cfg["base_model_name_or_path"] = model.name or cfg.get("base_model_name_or_path")
+    (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+    return out
+
+
+def merge_adapter(model: DiffusionLM) -> DiffusionLM:
+    """Fold the adapter into the base weights (W <- W + scaling * B A) and drop PEFT."""
+    if not has_adapter(model):
+        raise ValueError("merge_adapter: the model has no adapter")
+    model.backbone = model.backbone.merge_and_unload()
+    return model
+
+
+@contextlib.contextmanager
+def disable_adapter(model: DiffusionLM) -> Iterator[DiffusionLM]:
+    """Run the frozen base model inside the block (the adapter stays attached and comes back after)."""
+    if not has_adapter(model):
+        raise ValueError("disable_adapter: the model has no adapter, so there is no frozen base to run")
+    with model.backbone.disable_adapter():
+        yield model
+
+
+def lora_parameters(model: DiffusionLM) -> dict[str, torch.Tensor]:
+    """The LoRA tensors by name (what an optimizer trains)."""
+    return {n: p for n, p in model.backbone.named_parameters() if ".lora_" in n}

@@ -1,0 +1,6 @@
+"""Training: `tabom pretrain` (the tiny model) and `tabom train` (LoRA/full, accelerate, resume).
+
+Read `step.py` first (the train step), then `trainer.py` (the loop), `data.py` (rows and
+collation), `checkpoint.py` (atomic checkpoints), `build.py` (model, optimizer, schedule) and
+`logger.py`. Nothing is imported here, so `import tabom.training.data` stays cheap.
+"""

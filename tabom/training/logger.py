@@ -1,0 +1,121 @@
+"""Per-step training metrics: the console (rich), `metrics.jsonl`, TensorBoard, W&B.
+
+    logger = MetricsLogger(run_dir, report_to=["tensorboard"], enabled=is_main)
+    logger.log(step, {"loss": 0.91, "lr": 1e-4, "grad_norm": 0.3, "tokens_per_s": 5e3})
+    logger.close()
+
+`metrics.jsonl` gets one JSON object per logged step (`step`, `epoch` and every metric).
+TensorBoard is used when `tensorboard` is in `report_to` and installed (otherwise a one-line
+note); `wandb` must be installed when asked for. On resume, :func:`truncate_metrics` drops the
+lines a killed run wrote after the checkpoint being resumed, so the file has one line per step.
+Only the main process logs (`enabled=False` elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Keep only lines of `metrics.jsonl` whose step is <= `last_step`; returns lines dropped."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            step = int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            dropped += 1
+            continue
+        if step <= last_step:
+            kept.append(line)
+        else:
+            dropped += 1
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return dropped
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of `metrics.jsonl` in order (what tests and plots read)."""
+    path = Path(run_dir) / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.3e}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.4f}"
+
+
+class MetricsLogger:
+    """Writes each step's metrics to every sink the run asked for."""
+
+    def __init__(self, run_dir: Path, report_to: list[str], enabled: bool = True,
+                 console: bool = True, config: dict[str, Any] | None = None) -> None:
+        self.enabled = enabled
+        self.console = None
+        self.tb = None
+        self.wandb = None
+        self.file = None
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(run_dir / METRICS_FILE, "a", encoding="utf-8")
+        if console:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+        if "tensorboard" in report_to:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                self.note("tensorboard is not installed: metrics go to metrics.jsonl only")
+        if "wandb" in report_to:
+            try:
+                import wandb
+            except ImportError:
+                raise ImportError("report_to: wandb is not installed (pip install wandb)") from None
+            self.wandb = wandb.init(project="tabom", name=run_dir.name, dir=str(run_dir), config=config)
+
+    def note(self, text: str) -> None:
+        """A line of text on the console (main process only)."""
+        if self.enabled and self.console is not None:
+            self.console.print(f"[dim]{text}[/dim]")
+
+    def log(self, step: int, metrics: dict[str, float], epoch: int | None = None) -> None:
+        """Record one optimizer step's metrics (floats) in every sink."""
+        if not self.enabled:
+            return
+        record: dict[str, Any] = {"step": step}
+        if epoch is not None:
+            record["epoch"] = epoch
+        record.update({k: float(v) for k, v in metrics.items()})
+        assert self.file is not None
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.console is not None:
+            parts = " ".join(f"{k} [cyan]{_fmt(float(v))}[/cyan]" for k, v in metrics.items())
+            head = f"[bold]step {step}[/bold]" + (f" ep {epoch}" if epoch is not None else "")
+            self.console.print(f"{head}  {parts}", highlight=False, soft_wrap=True)
+        if self.tb is not None:
+            for key, value in metrics.items():
+                self.tb.add_scalar(f"train/{key}", float(value), step)
+        if self.wandb is not None:
+            self.wandb.log({f"train/{k}": float(v) for k, v in metrics.items()}, step=step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()

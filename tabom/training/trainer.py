@@ -1,0 +1,225 @@
+"""The training loop behind `tabom train`: `train(cfg) -> run folder`.
+
+    from tabom.config import load_recipe
+    from tabom.training.trainer import train
+    run = train(load_recipe("tiny_tabom", ["out=runs/t1"]))          # run/final/ holds the adapter
+    run = train(cfg, resume=True)                                   # continue a killed run
+
+One process or several through accelerate (DDP): every rank draws the same per-epoch
+permutation and takes its own slice of each global batch (`tabom.training.data`). A step is
+`grad_accum` micro-batches of `loss_step` (`tabom.training.step`), then clipping, AdamW and the
+schedule. Checkpoints (`tabom.training.checkpoint`): `epoch_k/` after every epoch, `step_N/`
+every `save_every` steps when asked, `final/` at the end. With `resume=True` the newest complete
+checkpoint restores weights, optimizer, schedule, every rank's RNGs and the position in the data
+order, so on CPU the resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tabom.config import TrainConfig, to_dict, to_yaml, validate_objective
+from tabom.training import checkpoint as ckpt
+from tabom.training.build import (
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    frozen_copy,
+    resolve_precision,
+    trainable_parameters,
+)
+from tabom.training.data import batches_per_epoch, collate, epoch_order, load_rows, rank_batches, to_device
+from tabom.training.logger import MetricsLogger, truncate_metrics
+from tabom.training.step import ReferenceFn, loss_step, reference_from_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Position:
+    """Where the run is: optimizer steps done, epoch under way, micro-batches done in it."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def _check_fresh(run_dir: Path) -> None:
+    done = ckpt.list_complete(run_dir)
+    if done:
+        raise FileExistsError(
+            f"{run_dir}: already holds checkpoints ({', '.join(f.name for _, f in done)}); "
+            "pass --resume to continue it or choose another out=..."
+        )
+
+
+def _reference(base: Any, cfg: TrainConfig) -> ReferenceFn:
+    """T3D's frozen reference: the same network with LoRA disabled, or a frozen full copy."""
+    if cfg.lora.enabled:
+        from tabom.models.adapters import disable_adapter
+
+        return reference_from_context(base, lambda: disable_adapter(base))
+    ref = frozen_copy(base)
+
+    def forward(ids: torch.Tensor, attn: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return ref(ids, attn, positions=positions)
+
+    return forward
+
+
+class _Saver:
+    """Writes atomic checkpoints from every rank (main writes weights and state)."""
+
+    def __init__(self, accelerator: Any, run_dir: Path, base: Any, cfg: TrainConfig,
+                 optimizer: Any, scheduler: Any, generator: torch.Generator) -> None:
+        self.acc, self.run_dir, self.base, self.cfg = accelerator, run_dir, base, cfg
+        self.optimizer, self.scheduler, self.generator = optimizer, scheduler, generator
+
+    def save(self, name: str, pos: Position, order: list[int], order_epoch: int) -> Path:
+        acc = self.acc
+        acc.wait_for_everyone()
+        tmp = self.run_dir / f"{name}{ckpt.TMP_SUFFIX}"
+        if acc.is_main_process:
+            ckpt.begin(self.run_dir, name)
+            ckpt.save_weights(self.base, tmp, self.cfg.lora.enabled)
+            (tmp / "recipe.yaml").write_text(to_yaml(self.cfg))
+            meta = {"global_step": pos.step, "epoch": pos.epoch, "batch_in_epoch": pos.batch_in_epoch,
+                    "world_size": acc.num_processes, "data_order": order,
+                    "data_order_epoch": order_epoch}
+            ckpt.save_trainer_state(tmp, self.optimizer, self.scheduler, meta)
+        acc.wait_for_everyone()
+        ckpt.save_rng(tmp, acc.process_index, self.generator)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            ckpt.commit(self.run_dir, name)
+            if name.startswith("step_"):
+                ckpt.prune_step_checkpoints(self.run_dir, self.cfg.keep_step_checkpoints)
+        acc.wait_for_everyone()
+        return self.run_dir / name
+
+
+def _mean_metrics(acc: Any, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+    """Average summed per-micro-batch metrics over micro-batches, then over ranks."""
+    if not sums:
+        return {}
+    keys = sorted(sums)
+    stacked = torch.stack([sums[k].detach().float().reshape(()) for k in keys]) / max(count, 1)
+    stacked = acc.reduce(stacked.to(acc.device), reduction="mean")
+    return {k: float(v) for k, v in zip(keys, stacked.tolist())}
+
+
+def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
+    """Run (or resume) the training described by ``cfg``; returns the run folder ``cfg.out``."""
+    from accelerate import Accelerator
+
+    from tabom.objectives import get_objective
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    acc = Accelerator(mixed_precision=resolve_precision(cfg.precision))
+    rank, world = acc.process_index, acc.num_processes
+    run_dir = Path(cfg.out)
+    latest = ckpt.find_latest(run_dir) if resume else None
+    if not resume:
+        _check_fresh(run_dir)
+    if latest is not None and latest.name == "final":
+        if acc.is_main_process:
+            log.warning("%s: already finished (final/ exists); nothing to resume", run_dir)
+        return run_dir
+    objective = get_objective(cfg.objective.name)
+    obj_cfg = validate_objective(cfg.objective)
+
+    # 1. model, data, optimizer, schedule
+    base = build_model(cfg)
+    rows = load_rows(cfg.data, base)
+    n_batches = batches_per_epoch(len(rows), cfg.batch_size, world)
+    updates_per_epoch = -(-n_batches // cfg.grad_accum)
+    total_steps = cfg.max_steps or cfg.epochs * updates_per_epoch
+    n_epochs = -(-total_steps // updates_per_epoch)
+    optimizer = build_optimizer(base, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
+    generator = torch.Generator().manual_seed(cfg.seed * 1009 + rank)
+    torch.manual_seed(cfg.seed + rank)  # dropout
+    pos = Position()
+    if latest is not None:
+        ckpt.load_weights(base, latest, cfg.lora.enabled)
+    reference = _reference(base, cfg) if objective.needs_reference else None
+    model, optimizer = acc.prepare(base, optimizer)
+    if latest is not None:
+        meta = ckpt.load_trainer_state(latest, optimizer, scheduler)
+        if int(meta.get("world_size", world)) != world:
+            raise ValueError(f"{latest}: saved with {meta['world_size']} processes, resumed with {world}")
+        pos = Position(int(meta["global_step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]))
+        saved_order = meta.get("data_order") or []
+        if saved_order and saved_order != epoch_order(len(rows), cfg.seed, int(meta["data_order_epoch"])):
+            raise ValueError(f"{latest}: the data order differs from this run's (data or seed changed)")
+        ckpt.load_rng(latest, rank, generator)
+    params = trainable_parameters(base)
+    saver = _Saver(acc, run_dir, base, cfg, optimizer, scheduler, generator)
+
+    # 2. logging
+    if acc.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(to_yaml(cfg))
+        if latest is not None:
+            truncate_metrics(run_dir, pos.step)
+    logger = MetricsLogger(run_dir, cfg.report_to, enabled=acc.is_main_process, console=console,
+                           config=to_dict(cfg))
+    n_train = sum(p.numel() for p in params)
+    logger.note(
+        f"{len(rows)} rows, {world} process(es), {n_batches} micro-batches/epoch, {total_steps} steps, "
+        f"{n_train:,} trainable parameters" + (f"; resumed from {latest}" if latest else "")
+    )
+
+    # 3. the loop
+    model.train()
+    for epoch in range(pos.epoch, n_epochs):
+        order = epoch_order(len(rows), cfg.seed, epoch)
+        batches = rank_batches(order, cfg.batch_size, rank, world)
+        micro = pos.batch_in_epoch if epoch == pos.epoch else 0
+        while micro < len(batches) and pos.step < total_steps:
+            t0 = time.perf_counter()
+            group = batches[micro: micro + cfg.grad_accum]
+            sums: dict[str, torch.Tensor] = {}
+            tokens = 0
+            for i, idx in enumerate(group):
+                batch = to_device(collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id), acc.device)
+                sync = contextlib.nullcontext() if i == len(group) - 1 else acc.no_sync(model)
+                with sync:
+                    out = loss_step(model, batch, objective, obj_cfg, generator, reference)
+                    acc.backward(out.loss / len(group))
+                for key, value in {"loss": out.loss.detach(), **out.metrics}.items():
+                    sums[key] = sums.get(key, 0) + value.detach().float()
+                tokens += int(batch.attention_mask.sum())
+            max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else float("inf")
+            grad_norm = acc.clip_grad_norm_(params, max_norm)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            pos = Position(pos.step + 1, epoch, micro + len(group))
+            micro = pos.batch_in_epoch
+            metrics = _mean_metrics(acc, sums, len(group))
+            if pos.step % cfg.log_every == 0 or pos.step == total_steps:
+                elapsed = max(time.perf_counter() - t0, 1e-9)
+                metrics.update(lr=lr, grad_norm=float(grad_norm), tokens_per_s=tokens * world / elapsed)
+                logger.log(pos.step, metrics, epoch=epoch + 1)
+            if cfg.save_every and pos.step % cfg.save_every == 0 and pos.step < total_steps:
+                saver.save(f"step_{pos.step}", pos, order, epoch)
+        if micro >= len(batches):
+            pos = Position(pos.step, epoch + 1, 0)
+            saver.save(f"epoch_{epoch + 1}", pos, order, epoch)
+        if pos.step >= total_steps:
+            break
+    saver.save("final", pos, [], pos.epoch)
+    logger.note(f"saved {run_dir / 'final'}")
+    logger.close()
+    return run_dir

@@ -1,0 +1,159 @@
+"""LoRA adapters on DiffusionLM: attach, released-layout load, exact LoRA maths, save, merge, disable.
+
+LoRA maths checked here: a LoRA layer computes y = x W^T + b + (alpha / r) * (x A^T) B^T, so the model
+with an adapter equals the base model whose weight is W' = W + (alpha / r) B A. The fixture adapter
+has r = 4, alpha = 8 (scaling 2) and random A (r, in), B (out, r) on every q_proj / v_proj.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixtures import build_dream_adapter, build_dream_checkpoint, build_llada_adapter, build_llada_checkpoint
+from tabom.models.adapters import (
+    attach_lora,
+    disable_adapter,
+    has_adapter,
+    load_adapter,
+    lora_parameters,
+    merge_adapter,
+    save_adapter,
+)
+from tabom.models.dream import load_dream
+from tabom.models.llada import load_llada
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def dream_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_dream_checkpoint(tmp_path_factory.mktemp("dream"))
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory: pytest.TempPathFactory, dream_dir: Path) -> Path:
+    return build_dream_adapter(tmp_path_factory.mktemp("lora"), dream_dir)
+
+
+def ids_batch(seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 300, (2, 8), generator=torch.Generator().manual_seed(seed))
+
+
+def merged_by_hand(base_dir: Path, adapter: Path, rename: dict[str, str], loader) -> torch.nn.Module:
+    """The base model with W <- W + (alpha / r) B A applied to each adapted module, by hand."""
+    from safetensors.torch import load_file
+
+    model = loader(base_dir)
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    scale = cfg["lora_alpha"] / cfg["r"]
+    w = load_file(str(adapter / "adapter_model.safetensors"))
+    with torch.no_grad():
+        for key, a in w.items():
+            if not key.endswith("lora_A.weight"):
+                continue
+            module = key[len("base_model.model.") : -len(".lora_A.weight")]
+            for old, new in rename.items():
+                module = module.replace(old, new)
+            b = w[key.replace("lora_A", "lora_B")]
+            model.backbone.get_submodule(module).weight += scale * (b @ a)  # (out, in)
+    return model
+
+
+def test_attach_lora_starts_as_identity_and_trains_only_lora(dream_dir: Path) -> None:
+    """B = 0 at init, so logits are unchanged. Trainable count with r = 16 on q (32 -> 32) and
+    v (32 -> 16) in 2 layers: per layer 16*32 + 32*16 (q) + 16*32 + 16*16 (v) = 1792, total 3584."""
+    model = load_dream(dream_dir)
+    ids = ids_batch()
+    with torch.no_grad():
+        before = model(ids)
+    attach_lora(model, r=16, alpha=16)
+    assert has_adapter(model)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert set(trainable) == {f"backbone.{n}" for n in lora_parameters(model)}
+    assert sum(p.numel() for p in trainable.values()) == 3584
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), before)
+    picked = model(ids, positions=ids > 150)  # (N, V) packed, through the PeftModel
+    assert picked.shape == (int((ids > 150).sum()), 320)
+    picked.logsumexp(-1).sum().backward()
+    assert all(p.grad is not None for n, p in trainable.items() if "lora_B" in n)
+
+
+def test_released_dream_adapter_changes_logits_as_lora_predicts(dream_dir: Path, adapter_dir: Path) -> None:
+    """The authors' layout (base Dream-org/Dream-v0-Instruct-7B, Dream module names) loads with no
+    download, and the logits equal the hand-merged W + (alpha / r) B A model to 1e-5."""
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == "Dream-org/Dream-v0-Instruct-7B"
+    base = load_dream(dream_dir)
+    ids = ids_batch(1)
+    with torch.no_grad():
+        base_logits = base(ids)
+    model = load_adapter(base, adapter_dir)
+    want = merged_by_hand(dream_dir, adapter_dir, {}, load_dream)
+    with torch.no_grad():
+        got = model(ids)
+        torch.testing.assert_close(got, want(ids), atol=1e-5, rtol=1e-5)
+        assert (got - base_logits).abs().max() > 1e-2
+        with disable_adapter(model):
+            torch.testing.assert_close(model(ids), base_logits)
+        torch.testing.assert_close(model(ids), got)  # back on after the block
+    assert not any(p.requires_grad for p in model.parameters())  # trainable=False
+
+
+def test_save_load_roundtrip_and_merge(tmp_path: Path, dream_dir: Path, adapter_dir: Path) -> None:
+    model = load_adapter(load_dream(dream_dir), adapter_dir, trainable=True)
+    assert all(p.requires_grad for p in lora_parameters(model).values())
+    ids = ids_batch(2)
+    with torch.no_grad():
+        want = model(ids)
+    out = save_adapter(model, tmp_path / "saved")
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["r"] == 4 and saved["lora_alpha"] == 8 and sorted(saved["target_modules"]) == ["q_proj", "v_proj"]
+    again = load_adapter(load_dream(dream_dir), out)
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids), want, atol=0, rtol=0)
+    merge_adapter(again)
+    assert not has_adapter(again) and type(again.backbone).__name__ == "Qwen2ForCausalLM"
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids), want, atol=1e-5, rtol=1e-5)
+
+
+def test_llada_adapter_in_original_tree_is_renamed(tmp_path: Path) -> None:
+    """Keys under model.transformer.blocks.N.{q_proj, attn_out} land on self_attn.{q_proj, o_proj}."""
+    d = build_llada_checkpoint(tmp_path / "llada")
+    adapter = build_llada_adapter(tmp_path / "lora", d)
+    model = load_adapter(load_llada(d), adapter)
+    rename = {"model.transformer.blocks.": "model.layers.", ".q_proj": ".self_attn.q_proj", ".attn_out": ".self_attn.o_proj"}
+    want = merged_by_hand(d, adapter, rename, load_llada)
+    ids = ids_batch(3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), want(ids), atol=1e-5, rtol=1e-5)
+
+
+def test_adapter_errors(tmp_path: Path, dream_dir: Path, adapter_dir: Path) -> None:
+    import shutil
+
+    wrong = tmp_path / "wrong"
+    shutil.copytree(adapter_dir, wrong)
+    cfg = json.loads((wrong / "adapter_config.json").read_text())
+    cfg["target_modules"] = ["q_proj", "k_proj"]
+    (wrong / "adapter_config.json").write_text(json.dumps(cfg))
+    model = load_dream(dream_dir)
+    with pytest.raises(ValueError, match=r"adapter_model.safetensors: adapter does not fit the model: 2 unexpected"):
+        load_adapter(model, wrong)
+    assert not has_adapter(model)  # the failed attempt left the base model clean
+    (wrong / "adapter_model.safetensors").unlink()
+    (wrong / "adapter_model.bin").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"adapter_model.safetensors: missing.*adapter_model.bin"):
+        load_adapter(model, wrong)
+    cfg["peft_type"] = "IA3"
+    (wrong / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"adapter_config.json:1: peft_type: 'IA3'"):
+        load_adapter(model, wrong)
+    with pytest.raises(ValueError, match="no adapter"):
+        with disable_adapter(model):
+            pass
