@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def attach_lora(
     target_modules: Sequence[str] = ("q_proj", "v_proj"),
 ) -> DiffusionLM:
     """Wrap `model.backbone` with fresh LoRA layers (B = 0, so outputs are unchanged); base frozen."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     if has_adapter(model):
         raise ValueError("attach_lora: the model already has an adapter (merge_adapter it first)")
@@ -60,8 +61,20 @@ def attach_lora(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none",
         base_model_name_or_path=model.name or None,
     )
-    model.backbone = get_peft_model(model.backbone, config)
+    model.backbone = _wrap(model.backbone, config)
     return model
+
+
+def _wrap(backbone: Any, config: Any) -> Any:
+    """get_peft_model, keeping the backbone's train/eval mode (new LoRA dropouts start in train mode)."""
+    from peft import get_peft_model
+
+    training = backbone.training
+    backbone.config._name_or_path = ""  # PEFT would read a config from this path: never let it look
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*was renamed")
+        wrapped = get_peft_model(backbone, config)
+    return wrapped.train(training)
 
 
 def rename_key(key: str, family: str) -> str:
@@ -116,7 +129,7 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
     Every adapter tensor must find its LoRA layer and every LoRA layer must get a tensor, else the
     error names the file and the keys. `trainable=False` freezes the adapter (evaluation).
     """
-    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -130,7 +143,7 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
         raise FileNotFoundError(f"{weights_path}: missing{hint}")
     state = {rename_key(k, model.family): v for k, v in load_file(str(weights_path)).items()}
     config.inference_mode = not trainable
-    peft_model = get_peft_model(model.backbone, config)
+    peft_model = _wrap(model.backbone, config)
     expected = set(get_peft_model_state_dict(peft_model))  # saved naming, e.g. ...q_proj.lora_A.weight
     unexpected, missing = sorted(set(state) - expected), sorted(expected - set(state))
     if unexpected or missing:
@@ -141,9 +154,8 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
             f"(target_modules {sorted(config.target_modules)})"
         )
     set_peft_model_state_dict(peft_model, state)
-    for name, param in peft_model.named_parameters():
-        if ".lora_" in name:
-            param.requires_grad_(trainable)
+    for name, param in peft_model.named_parameters():  # base always frozen; LoRA only if trainable
+        param.requires_grad_(trainable and ".lora_" in name)
     model.backbone = peft_model
     return model
 
@@ -181,8 +193,13 @@ def disable_adapter(model: DiffusionLM) -> Iterator[DiffusionLM]:
     """Run the frozen base model inside the block (the adapter stays attached and comes back after)."""
     if not has_adapter(model):
         raise ValueError("disable_adapter: the model has no adapter, so there is no frozen base to run")
-    with model.backbone.disable_adapter():
-        yield model
+    flags = {n: p.requires_grad for n, p in model.backbone.named_parameters()}
+    try:
+        with model.backbone.disable_adapter():
+            yield model
+    finally:  # PEFT re-enables the adapter as trainable on exit; restore what the caller had
+        for n, p in model.backbone.named_parameters():
+            p.requires_grad_(flags[n])
 
 
 def lora_parameters(model: DiffusionLM) -> dict[str, torch.Tensor]:

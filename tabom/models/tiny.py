@@ -18,13 +18,13 @@ from tabom.models.diffusion_lm import DiffusionLM
 
 @dataclass
 class TinyConfig:
-    """Shape of the tiny Llama. The shipped checkpoint uses these defaults (about 3.4M parameters)."""
+    """Shape of the tiny Llama. The shipped checkpoint uses these defaults (about 1.8M parameters)."""
 
-    hidden_size: int = 256
+    hidden_size: int = 192
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     num_key_value_heads: int = 4
-    intermediate_size: int = 768
+    intermediate_size: int = 512
     max_position_embeddings: int = 512
     rope_theta: float = 10000.0
 

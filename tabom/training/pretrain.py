@@ -7,7 +7,7 @@ p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response
 The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
 does, so the model learns to end).
 
-    tabom pretrain --out tabom/assets/tiny --steps 1500 --seed 0     # re-creates the shipped model
+    tabom pretrain --out tabom/assets/tiny --seed 0     # re-creates the shipped model
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ class PretrainConfig:
     """Everything that determines the shipped tiny checkpoint (re-running reproduces it)."""
 
     out: str = "runs/pretrain"
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 2e-3
+    steps: int = 800
+    batch_size: int = 48
+    lr: float = 3e-3
     warmup: int = 100
     weight_decay: float = 0.01
     gen_length: int = 64
     n_per_family: int = 6000
     seed: int = 0
-    threads: int = 0
+    threads: int = 1
     """torch CPU threads (0: torch's default)."""
     save_every: int = 0
     """Also save a snapshot to `out/step_<k>` every k steps (0: only the final model)."""

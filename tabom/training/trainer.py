@@ -60,13 +60,13 @@ def _check_fresh(run_dir: Path) -> None:
         )
 
 
-def _reference(base: Any, cfg: TrainConfig) -> ReferenceFn:
+def _reference(base: Any, cfg: TrainConfig, device: torch.device) -> ReferenceFn:
     """T3D's frozen reference: the same network with LoRA disabled, or a frozen full copy."""
     if cfg.lora.enabled:
         from tabom.models.adapters import disable_adapter
 
         return reference_from_context(base, lambda: disable_adapter(base))
-    ref = frozen_copy(base)
+    ref = frozen_copy(base).to(device)
 
     def forward(ids: torch.Tensor, attn: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -149,9 +149,9 @@ def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
     generator = torch.Generator().manual_seed(cfg.seed * 1009 + rank)
     torch.manual_seed(cfg.seed + rank)  # dropout
     pos = Position()
+    reference = _reference(base, cfg, acc.device) if objective.needs_reference else None  # before resumed weights
     if latest is not None:
         ckpt.load_weights(base, latest, cfg.lora.enabled)
-    reference = _reference(base, cfg) if objective.needs_reference else None
     model, optimizer = acc.prepare(base, optimizer)
     if latest is not None:
         meta = ckpt.load_trainer_state(latest, optimizer, scheduler)

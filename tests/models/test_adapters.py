@@ -106,8 +106,12 @@ def test_released_dream_adapter_changes_logits_as_lora_predicts(dream_dir: Path,
 
 def test_save_load_roundtrip_and_merge(tmp_path: Path, dream_dir: Path, adapter_dir: Path) -> None:
     model = load_adapter(load_dream(dream_dir), adapter_dir, trainable=True)
-    assert all(p.requires_grad for p in lora_parameters(model).values())
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"backbone.{n}" for n in lora_parameters(model)} and len(trainable) == 8
     ids = ids_batch(2)
+    with disable_adapter(model):  # a frozen-reference pass (T3D) must not change what trains
+        model(ids)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trainable
     with torch.no_grad():
         want = model(ids)
     out = save_adapter(model, tmp_path / "saved")
@@ -143,7 +147,9 @@ def test_adapter_errors(tmp_path: Path, dream_dir: Path, adapter_dir: Path) -> N
     cfg["target_modules"] = ["q_proj", "k_proj"]
     (wrong / "adapter_config.json").write_text(json.dumps(cfg))
     model = load_dream(dream_dir)
-    with pytest.raises(ValueError, match=r"adapter_model.safetensors: adapter does not fit the model: 2 unexpected"):
+    # 2 layers x (lora_A, lora_B) on v_proj are stored but not targeted; the k_proj ones are targeted but absent
+    fit = r"adapter_model.safetensors: adapter does not fit the model: 4 unexpected key\(s\).*v_proj.*4 missing key\(s\).*k_proj"
+    with pytest.raises(ValueError, match=fit):
         load_adapter(model, wrong)
     assert not has_adapter(model)  # the failed attempt left the base model clean
     (wrong / "adapter_model.safetensors").unlink()

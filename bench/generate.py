@@ -1,0 +1,108 @@
+"""Benchmark: `tabom generate`'s batched decoding against the one-prompt-at-a-time reference.
+
+    python bench/generate.py --n 32 --batch-size 32            # prints one markdown table row
+
+Both decode the same math_chain train prompts with the tiny model's defaults (gen_length 64,
+steps 64, entropy, one token per step, temperature 0). The builder runs end to end
+(`build_trajectories` into a temporary file, no verification); the reference is
+`tabom.decoding.reference_generate`, one prompt at a time, a full (1, L, V) forward every step.
+Their tokens and decode orders are asserted identical. Figures: sequences per second and model
+forward calls per sequence (a batched forward counts once for all rows in it).
+
+Model: `load("tiny")` when `tabom/assets/tiny/model.safetensors` exists; otherwise a freshly
+built tiny model of the default shape, its LM head scaled by 50 (random logits are nearly uniform
+and float noise would break greedy ties differently in the two decoders); the row says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def machine() -> str:
+    """CPU model and thread count (or the GPU name)."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def tiny_model() -> tuple[Any, str]:
+    """The shipped tiny checkpoint, else a fresh default-shape tiny model with a sharpened head."""
+    from tabom.models import build_tiny, load
+    from tabom.models.loading import TINY_DIR
+
+    if (TINY_DIR / "model.safetensors").exists():
+        return load("tiny", device="cpu"), "tiny (trained checkpoint)"
+    model = build_tiny(seed=0)
+    with torch.no_grad():
+        model.backbone.get_output_embeddings().weight.mul_(50.0)
+    return model.eval(), "tiny shape, random init (head x50; no checkpoint in tabom/assets/tiny)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=32, help="prompts decoded by each side")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--task", default="math_chain")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from tabom.decoding import reference_generate
+    from tabom.trajectories import read_trajectories
+    from tabom.trajectories.builder import BuildConfig, build_trajectories, task_jobs
+    from tabom.trajectories.distributed import DistEnv
+
+    model, model_desc = tiny_model()
+    jobs = task_jobs(args.task, "train", args.n, seed=0)
+    cfg = BuildConfig(batch_size=args.batch_size, verify="none", keep="all").resolved(model)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "t.jsonl"
+        start = time.perf_counter()
+        stats = build_trajectories(model, jobs, out, cfg, env=DistEnv())
+        built_s = time.perf_counter() - start
+        rows = {t.id: t for t in read_trajectories(out)}
+
+    start = time.perf_counter()
+    ref_nfe = 0
+    for job in jobs:
+        ref = reference_generate(model, model.encode_prompt(job.prompt), gen_length=cfg.gen_length,
+                                 steps=cfg.steps, block_length=cfg.block_length, strategy=cfg.strategy,
+                                 tokens_per_step=cfg.tokens_per_step)
+        ref_nfe += ref.nfe
+        row = rows[job.id]
+        assert row.response_token_ids == ref.tokens[0].tolist(), f"{job.id}: tokens differ"
+        assert row.decoding_order == ref.decoding_order[0].tolist(), f"{job.id}: decode order differs"
+    ref_s = time.perf_counter() - start
+
+    n = len(jobs)
+    ours, theirs = n / built_s, n / ref_s
+    command = "python bench/generate.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"model: {model_desc}; {n} {args.task} prompts, gen_length {cfg.gen_length}, steps "
+          f"{cfg.steps}, {cfg.strategy}, one token per step; outputs identical: yes")
+    print("| machine | command | builder seq/s | reference seq/s | speedup | forwards/seq builder "
+          "| forwards/seq reference | row-forwards/seq builder |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {machine()} | `{command.strip()}` | {ours:.2f} | {theirs:.2f} | {ours / theirs:.1f}x "
+          f"| {stats.nfe / n:.2f} | {ref_nfe / n:.1f} | {stats.row_forwards / n:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
