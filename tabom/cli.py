@@ -48,7 +48,7 @@ def _register() -> None:
         if isinstance(obj, typer.Typer):
             app.add_typer(obj, name=verb)
         else:
-            app.command(verb)(obj)
+            app.command(verb, context_settings=getattr(obj, "context_settings", None))(obj)
 
 
 _register()

@@ -84,7 +84,7 @@ def tds(
     table.add_column("TDS", justify="right")
     table.add_column("what")
     for r, s in zip(results, specs):
-        table.add_row(r.label, f"{r.scalar:.4f}", s.description)
+        table.add_row(r.label, f"{r.scalar:.4g}", s.description)
     Console().print(table)
     for r in results:
         typer.echo(f"TDS {r.label} {r.scalar:.6f}")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -34,4 +35,5 @@ def train(
     from tabom.training.trainer import train as run
 
     run_dir: Path = run(cfg, resume=resume)
-    typer.echo(f"run folder: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # one line, not one per process
+        typer.echo(f"run folder: {run_dir}")

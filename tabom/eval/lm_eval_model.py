@@ -77,7 +77,10 @@ class TabomLM(LM):
         super().__init__()
         from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
 
-        self.lm = load_eval_model(str(model), _opt(adapter, str), device=_opt(device, str), dtype=dtype)
+        device = _opt(device, str)
+        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"  # lm-eval's --device defaults to cuda:0 even on machines without one
+        self.lm = load_eval_model(str(model), _opt(adapter, str), device=device, dtype=dtype)
         self.strategy = _opt(strategy, str) or self.lm.default_strategy
         self.gen_length = _opt(gen_length, int)
         self.steps = _opt(steps, int)
@@ -91,6 +94,18 @@ class TabomLM(LM):
         self._templated = False
 
     # ------------------------------------------------------------------ lm-eval hooks
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "TabomLM":
+        """``model_args`` win over lm-eval's own flags (its --device defaults to cuda:0)."""
+        from lm_eval.utils import simple_parse_args_string  # noqa: PLC0415
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict[str, Any], additional_config: dict | None = None) -> "TabomLM":
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        return cls(**arg_dict, **extra)
+
     @property
     def tokenizer_name(self) -> str:
         return str(getattr(self.lm, "name", "tabom")).replace("/", "__")

@@ -37,8 +37,12 @@ def tds_curve(entropy: torch.Tensor, tokens: torch.Tensor, eos_id: int) -> tuple
         ``curve (S,)`` float64, the mean over counted rows of the population variance at each step
         (NaN where no row counted), and ``counts (S,)`` long, how many rows counted.
     """
-    if entropy.dim() != 3 or tokens.dim() != 2 or entropy.shape[0] != tokens.shape[0] or entropy.shape[2] != tokens.shape[1]:
-        raise ValueError(f"tds_curve: entropy {tuple(entropy.shape)} and tokens {tuple(tokens.shape)} do not match (B, S, G)/(B, G)")
+    shapes_ok = entropy.dim() == 3 and tokens.dim() == 2 and entropy.shape[0] == tokens.shape[0]
+    if not shapes_ok or entropy.shape[2] != tokens.shape[1]:
+        raise ValueError(
+            f"tds_curve: entropy {tuple(entropy.shape)} and tokens {tuple(tokens.shape)} "
+            "do not match (B, S, G) and (B, G)"
+        )
     ent = entropy.to(torch.float64)  # (B, S, G)
     gen = tokens.shape[1]
     is_eos = tokens == eos_id  # (B, G)
@@ -122,7 +126,7 @@ def plot_curves(results: Sequence[TDSResult], path: str | Path, title: str = "Tr
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for r in results:
         steps = [i for i, v in enumerate(r.curve) if not math.isnan(v)]
-        ax.plot(steps, [r.curve[i] for i in steps], label=f"{r.label} (TDS {r.scalar:.3f})", linewidth=1.6)
+        ax.plot(steps, [r.curve[i] for i in steps], label=f"{r.label} (TDS {r.scalar:.3g})", linewidth=1.6)
     ax.set_xlabel("decoding step")
     ax.set_ylabel("variance of masked-token entropy")
     ax.set_title(title)

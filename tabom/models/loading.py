@@ -83,14 +83,14 @@ def load(
     model_type = str(config.get("model_type", "")).lower()
     if (directory / META_FILE).exists():
         model = _load_tabom_dir(directory, torch_dtype, device_map)
-    elif model_type == "dream":
-        from tabom.models.dream import load_dream
-
-        model = load_dream(directory, dtype=torch_dtype, device_map=device_map)
-    elif model_type == "llada":
-        from tabom.models.llada import load_llada
-
-        model = load_llada(directory, dtype=torch_dtype, device_map=device_map)
+    elif model_type in ("dream", "llada"):
+        # Large checkpoints load shard by shard straight onto their device (never twice in RAM).
+        if model_type == "dream":
+            from tabom.models.dream import load_dream as loader
+        else:
+            from tabom.models.llada import load_llada as loader
+        model = loader(directory, dtype=torch_dtype, device_map=device_map or str(device))
+        device = None
     else:
         raise ValueError(
             f"{config_path}: model_type: {model_type!r} is not a known diffusion LM "

@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    acc = Accelerator(mixed_precision=resolve_precision(cfg.precision))
+    acc = Accelerator(mixed_precision=resolve_precision(cfg.precision), cpu=not torch.cuda.is_available())
     rank, world = acc.process_index, acc.num_processes
     run_dir = Path(cfg.out)
     latest = ckpt.find_latest(run_dir) if resume else None
@@ -169,8 +169,7 @@ def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
     if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(to_yaml(cfg))
-        if latest is not None:
-            truncate_metrics(run_dir, pos.step)
+        truncate_metrics(run_dir, pos.step)  # lines a killed run wrote after its last checkpoint
     logger = MetricsLogger(run_dir, cfg.report_to, enabled=acc.is_main_process, console=console,
                            config=to_dict(cfg))
     n_train = sum(p.numel() for p in params)
@@ -191,14 +190,15 @@ def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
             sums: dict[str, torch.Tensor] = {}
             tokens = 0
             for i, idx in enumerate(group):
-                batch = to_device(collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id), acc.device)
+                host = collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id)
+                tokens += int(host.attention_mask.sum())  # counted on the host: no device sync
+                batch = to_device(host, acc.device)
                 sync = contextlib.nullcontext() if i == len(group) - 1 else acc.no_sync(model)
                 with sync:
                     out = loss_step(model, batch, objective, obj_cfg, generator, reference)
                     acc.backward(out.loss / len(group))
                 for key, value in {"loss": out.loss.detach(), **out.metrics}.items():
                     sums[key] = sums.get(key, 0) + value.detach().float()
-                tokens += int(batch.attention_mask.sum())
             max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else float("inf")
             grad_norm = acc.clip_grad_norm_(params, max_norm)
             lr = scheduler.get_last_lr()[0]

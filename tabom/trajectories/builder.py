@@ -211,7 +211,9 @@ def batch_seed(seed: int, first_id: str) -> int:
     return int(hashlib.sha256(f"{seed}|{first_id}".encode()).hexdigest()[:15], 16)
 
 
-def decode_jobs(model: Any, jobs: Sequence[Job], prompt_ids: Sequence[list[int]], cfg: BuildConfig) -> tuple[list[Trajectory], Any]:
+def decode_jobs(
+    model: Any, jobs: Sequence[Job], prompt_ids: Sequence[list[int]], cfg: BuildConfig
+) -> tuple[list[Trajectory], Any]:
     """Decode one batch and turn it into unverified rows. `cfg` must be resolved.
 
     Returns the rows (correct = None) and the `DecodeResult` (tokens (B, G), decoding_order (B, G)).
@@ -219,7 +221,8 @@ def decode_jobs(model: Any, jobs: Sequence[Job], prompt_ids: Sequence[list[int]]
     from tabom.decoding import generate
 
     assert cfg.gen_length is not None and cfg.steps is not None and cfg.strategy is not None
-    gen = torch.Generator(device="cpu").manual_seed(batch_seed(cfg.seed, jobs[0].id))
+    device = getattr(model, "device", torch.device("cpu"))  # sampling draws on the model's device
+    gen = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, jobs[0].id))
     result = generate(model, [list(p) for p in prompt_ids], gen_length=cfg.gen_length, steps=cfg.steps,
                       block_length=cfg.block_length, strategy=cfg.strategy, temperature=cfg.temperature,
                       top_p=cfg.top_p, top_k=cfg.top_k, tokens_per_step=cfg.tokens_per_step,
@@ -330,7 +333,8 @@ def build_trajectories(
             idx = order[lo:lo + cfg.batch_size]
             batch = [todo[i] for i in idx]
             rows, result = decode_jobs(model, batch, [encoded[i] for i in idx], cfg)
-            verdicts = verify_jobs(batch, [r.response for r in rows]) if cfg.verify == "auto" else [None] * len(rows)
+            responses = [r.response for r in rows]
+            verdicts = verify_jobs(batch, responses) if cfg.verify == "auto" else [None] * len(rows)
             kept, rejected = [], []
             for row, verdict in zip(rows, verdicts):
                 row.correct = verdict
@@ -352,7 +356,8 @@ def build_trajectories(
     stats.elapsed_s = time.time() - start
     if env.is_main:
         counts = file_counts(out)
-        total = {k: sum(c[k] for c in counts.values()) for k in ("generated", "kept", "correct", "wrong", "unverified")}
+        keys = ("generated", "kept", "correct", "wrong", "unverified")
+        total = {k: sum(c[k] for c in counts.values()) for k in keys}
         stats.meta = {
             "model": model.name, "method": cfg.strategy, "settings": settings,
             "verify": cfg.verify, "keep": cfg.keep, "samples_per_prompt": cfg.samples_per_prompt,

@@ -179,7 +179,8 @@ def merge_rejected(out: PathLike, world: int) -> None:
 def leftover_worlds(out: PathLike) -> list[int]:
     """World sizes of shard files (trajectories or rejection logs) lying beside `out`."""
     out = Path(out)
-    pattern = re.compile(re.escape(out.stem) + r"\.shard(\d+)-of-(\d+)" + re.escape(out.suffix) + r"(\.rejected)?$")
+    name = re.escape(out.stem) + r"\.shard(\d+)-of-(\d+)" + re.escape(out.suffix)
+    pattern = re.compile(name + r"(\.rejected)?$")
     worlds: set[int] = set()
     if out.parent.is_dir():
         for p in out.parent.iterdir():

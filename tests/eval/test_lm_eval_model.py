@@ -52,7 +52,7 @@ def test_simple_evaluate_offline(tiny_dirs: dict[str, Path], tmp_path: Path, off
 
     import tabom.eval.lm_eval_model  # noqa: F401  (registers "tabom")
 
-    manager = TaskManager(include_path=str(write_task(tmp_path)))
+    manager = TaskManager(include_path=str(write_task(tmp_path)), include_defaults=False)  # fast: no index
     out = lm_eval.simple_evaluate(model="tabom", model_args=f"model={tiny_dirs['a']},device=cpu,gen_length=8,steps=4",
                                   tasks=["tabom_local_echo"], task_manager=manager, batch_size=2, log_samples=True)
     res = out["results"]["tabom_local_echo"]
@@ -88,9 +88,25 @@ def test_loglikelihood_says_why(tiny_dirs: dict[str, Path]) -> None:
         lm.loglikelihood_rolling([])
 
 
-def test_cli_hands_arguments_to_lm_eval(tiny_dirs: dict[str, Path], tmp_path: Path, offline: None) -> None:
-    """`tabom lm-eval --model tabom ...` runs lm-eval's own command line and writes its results."""
+def test_cli_hands_arguments_to_lm_eval(
+    tiny_dirs: dict[str, Path], tmp_path: Path, offline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tabom lm-eval --model tabom ...` runs lm-eval's own command line and writes its results.
+
+    lm-eval's built-in task index (thousands of YAML files, ~40 s here) is switched off for speed;
+    the local task comes from --include_path as it would for a user.
+    """
+    from lm_eval.tasks.manager import TaskManager
+
     from tabom.commands.lm_eval import run_lm_eval
+
+    original = TaskManager.__init__
+
+    def without_builtin_index(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["include_defaults"] = False
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskManager, "__init__", without_builtin_index)
 
     out = tmp_path / "lm_out"
     run_lm_eval(["--model", "tabom", "--model_args", f"model={tiny_dirs['a']},device=cpu,gen_length=8",

@@ -137,3 +137,12 @@ def test_parquet_and_bad_records_named(tmp_path: Path) -> None:
         read_records(tmp_path / "broken.jsonl")
     with pytest.raises(FileNotFoundError):
         load_benchmark(f"mbpp={tmp_path / 'missing.jsonl'}").items()
+
+
+def test_humaneval_full_function_in_a_fence_replaces_the_stub(tmp_path: Path) -> None:
+    """A chat-style answer (prose + fenced full function) passes; the same with a bug fails."""
+    bench = load_benchmark(f"humaneval={write_jsonl(tmp_path / 'h.jsonl', HUMANEVAL[:1])}", timeout_s=5.0)
+    item = bench.items()[0]
+    good = "Sure:\n```python\ndef add(a, b):\n    return a + b\n```\nThis adds."
+    bad = good.replace("a + b", "a * b")
+    assert [s.correct for s in bench.score([item, item], [good, bad])] == [True, False]
