@@ -211,14 +211,13 @@ def _coerce(value: Any, tp: Any, key: str, err: Any) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
-        problems = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _coerce(value, option, key, err)
-            except ConfigError as exc:
-                problems.append(str(exc))
+            except ConfigError:
+                continue
         raise err(key, f"expected {' or '.join(_type_name(o) for o in options)}, got {_show(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
