@@ -41,7 +41,7 @@ def eval_command(
     preset: Optional[str] = typer.Option(None, help="Paper inference setting, e.g. dream-gsm8k, llada-mbpp "
                                                     "(Table 8); explicit flags override it."),
     strategy: Optional[str] = typer.Option(None, help="entropy|confidence|margin|random (default: the model's)."),
-    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default 64)."),
+    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default: 64 for tiny, 256 otherwise)."),
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length: one token per step)."),
     block_length: Optional[int] = typer.Option(None, help="Semi-autoregressive block length."),
     tokens_per_step: Optional[int] = typer.Option(None, help="Unmask exactly k tokens per step (2: Table 4)."),

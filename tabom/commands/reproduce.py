@@ -39,7 +39,10 @@ def reproduce(
     from tabom.reproduce.pipeline import Reproduction
     from tabom.reproduce.plan import make_plan
 
+    from transformers.utils import logging as hf_logging
+
     torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log
     try:
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,

@@ -42,7 +42,7 @@ def tds(
     compare: Optional[list[str]] = typer.Option(
         None, help="label=model_or_adapter; repeat, or list several after one flag."),
     preset: Optional[str] = typer.Option(None, help="Decoding preset (Table 8), e.g. dream-mbpp."),
-    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default 64)."),
+    gen_length: Optional[int] = typer.Option(None, help="Response tokens (default: 64 for tiny, 256 otherwise)."),
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length)."),
     block_length: Optional[int] = typer.Option(None, help="Block length."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0)."),

@@ -16,6 +16,7 @@ from .rules import STRATEGIES, Selection, select, select_positions
 from .schedules import (
     BlockPlan,
     dream_transfer_counts,
+    full_decoding_tokens_per_step,
     llada_transfer_counts,
     plan_blocks,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Selection",
     "decode",
     "dream_transfer_counts",
+    "full_decoding_tokens_per_step",
     "generate",
     "generate_text",
     "llada_transfer_counts",

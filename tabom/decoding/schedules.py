@@ -54,6 +54,19 @@ class BlockPlan:
         return self.num_blocks * math.ceil(self.block_length / self.tokens_per_step)
 
 
+def full_decoding_tokens_per_step(gen_length: int, steps: int, tokens_per_step: int | None) -> int | None:
+    """`tokens_per_step` to use when none was asked for: 1 for full diffusion decoding.
+
+    With steps == gen_length the paper decodes exactly one token per step; Dream's float
+    schedule would unmask nothing at step 0 and two tokens at the last step, so full decoding
+    pins one per step (LLaDA's schedule already gives one per step). Otherwise the strategy's
+    own schedule runs (None).
+    """
+    if tokens_per_step is not None:
+        return tokens_per_step
+    return 1 if steps == gen_length else None
+
+
 def plan_blocks(
     gen_length: int, steps: int, block_length: int | None, tokens_per_step: int | None
 ) -> BlockPlan:

@@ -29,7 +29,8 @@ DecodeFn = Callable[[Any, list[str], "DecodeSettings", torch.Generator], tuple[l
 class DecodeSettings:
     """How responses are decoded. `strategy=None` takes the model's default (entropy/confidence)."""
 
-    gen_length: int = 64
+    gen_length: int | None = None
+    """Response tokens; None -> the model's default (64 for tiny, 256 for Dream/LLaDA)."""
     steps: int | None = None
     """Model forwards per response; None -> gen_length (one token per step: full diffusion decoding)."""
     block_length: int | None = None
@@ -43,7 +44,7 @@ class DecodeSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.gen_length < 1:
+        if self.gen_length is not None and self.gen_length < 1:
             raise ValueError(f"gen_length: must be >= 1, got {self.gen_length}")
         if self.tokens_per_step is not None and self.tokens_per_step < 1:
             raise ValueError(f"tokens_per_step: must be >= 1, got {self.tokens_per_step}")
@@ -52,9 +53,13 @@ class DecodeSettings:
 
     def resolved(self, model: Any) -> "DecodeSettings":
         """A copy with the model-dependent defaults filled in."""
+        from tabom.decoding import full_decoding_tokens_per_step
+
         out = DecodeSettings(**asdict(self))
         out.strategy = out.strategy or model.default_strategy
+        out.gen_length = out.gen_length or model.default_gen_length
         out.steps = out.steps or out.gen_length
+        out.tokens_per_step = full_decoding_tokens_per_step(out.gen_length, out.steps, out.tokens_per_step)
         return out
 
 

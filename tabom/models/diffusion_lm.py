@@ -87,6 +87,11 @@ class DiffusionLM(nn.Module):
         return "confidence" if self.family == "llada" else "entropy"
 
     @property
+    def default_gen_length(self) -> int:
+        """Response tokens decoded by default: 64 for the tiny model, 256 (the paper's) otherwise."""
+        return 64 if self.family == "tiny" else 256
+
+    @property
     def vocab_size(self) -> int:
         return int(self.head_weight.shape[0])
 

@@ -127,13 +127,13 @@ def ablation_readings(ab: dict[str, Any], fams: dict[str, list[str]]) -> list[st
         ce, rank = get.get(f"{window}/ce"), get.get(f"{window}/rank")
         if ce and rank:
             d, within = compare(rank, ce, "in_avg", fams)
-            verb = "helps" if d > 0 else "does not help"
+            verb = "helps" if d > 0 else "makes no difference" if d == 0 else "does not help"
             out.append(f"Ablation ({ab['domain']}): with a {name} window, adding the ranking loss {verb} in-domain "
                        f"({d:+.1f} points over trajectory masking alone){_noise(within)}.")
     loc, glob = get.get("Local timestep window/rank"), get.get("Global timestep window/rank")
     if loc and glob:
         d, within = compare(loc, glob, "in_avg", fams)
-        better = "beats" if d > 0 else "does not beat"
+        better = "beats" if d > 0 else "ties" if d == 0 else "does not beat"
         out.append(f"Ablation ({ab['domain']}): local-window TABOM {better} the global window in-domain "
                    f"({d:+.1f} points){_noise(within)}.")
     return out

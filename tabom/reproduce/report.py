@@ -206,6 +206,17 @@ def _training_table(training: dict[str, Any]) -> str:
     return _table(["Domain", "Method", "Seed", "Steps", "Final logged loss"], lines)
 
 
+def _finite(obj: Any) -> Any:
+    """A copy with NaN/inf floats as None, so results.json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_report(results: dict[str, Any], root: Path) -> dict[str, Any]:
     """Figures, the reading, results.json and report.md under ``root``; returns the results."""
     from tabom.reproduce.plots import plot_losses, plot_tds
@@ -221,7 +232,7 @@ def write_report(results: dict[str, Any], root: Path) -> dict[str, Any]:
             figures[f"tds_{domain}"] = str(p.relative_to(root))
     results["reading"] = readings(results)
     results["figures"] = figures
-    write_json(root / "results.json", results)
+    write_json(root / "results.json", _finite(results))
     text = render_report(results, figures)
     (root / "report.md").write_text(text, encoding="utf-8")
     return results

@@ -29,7 +29,7 @@ class PretrainConfig:
     """Everything that determines the shipped tiny checkpoint (re-running reproduces it)."""
 
     out: str = "runs/pretrain"
-    steps: int = 800
+    steps: int = 1200
     batch_size: int = 48
     lr: float = 3e-3
     warmup: int = 100
@@ -37,7 +37,7 @@ class PretrainConfig:
     gen_length: int = 64
     n_per_family: int = 6000
     seed: int = 0
-    threads: int = 1
+    threads: int = 2
     """torch CPU threads (0: torch's default)."""
     save_every: int = 0
     """Also save a snapshot to `out/step_<k>` every k steps (0: only the final model)."""

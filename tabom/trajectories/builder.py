@@ -101,9 +101,11 @@ class BuildConfig:
         (Dream's float schedule at steps == G unmasks nothing at step 0 and two tokens at the
         last step; LLaDA's already gives one per step, so confidence decodes are unchanged.)
         """
-        gen = self.gen_length or (64 if getattr(model, "family", "") == "tiny" else 256)
+        from tabom.decoding import full_decoding_tokens_per_step
+
+        gen = self.gen_length or model.default_gen_length
         steps = self.steps or gen
-        per_step = self.tokens_per_step or (1 if steps == gen else None)
+        per_step = full_decoding_tokens_per_step(gen, steps, self.tokens_per_step)
         return replace(self, gen_length=gen, steps=steps, tokens_per_step=per_step,
                        strategy=self.strategy or model.default_strategy)
 

@@ -133,3 +133,13 @@ def test_cli_rejects_a_bad_domain(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["reproduce", "--domains", "physics", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "physics" in result.output
+
+
+def test_no_correct_trajectories_is_a_clear_error(quick_plan: Any, tmp_path: Path) -> None:
+    """A random model solves none of its 2 x 2 training prompts; keeping only correct rows leaves no data."""
+    import dataclasses
+
+    plan = dataclasses.replace(quick_plan, keep="correct", n_train=2)
+    with pytest.raises(RuntimeError, match=r"no trajectories kept \(0 correct of 4\)"):
+        Reproduction(plan, tmp_path).trajectories("math")
+    assert not (tmp_path / "trajectories" / "math.jsonl.done").exists()

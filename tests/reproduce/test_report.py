@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,6 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert res["figures"] == {"loss_math": "figures/loss_math.png", "tds_math": "figures/tds_math.png"}
     assert (tmp_path / "figures" / "tds_math.png").stat().st_size > 1000
     assert "![TDS, math](figures/tds_math.png)" in (tmp_path / "report.md").read_text()
+    # strict JSON: the NaN of No-SFT's TDS curve is written as null
+    on_disk = json.loads((tmp_path / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert on_disk["tds"]["math"]["No-SFT"]["curve"] == [0.1, 0.2, None]
