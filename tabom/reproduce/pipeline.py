@@ -153,9 +153,10 @@ class Reproduction:
         return Method(method.label, canonical(method.run, self._recipe_objective[recipe]))
 
     def train_overrides(self, domain: str, run: TrainRun, seed: int) -> list[str]:
-        """The recipe overrides of one run: output folder, seed, model, data, step count (+ objective fields)."""
+        """The recipe overrides of one run: output folder, seed, model, data, step count, logging (+ objective fields)."""
         out = self.store.run_dir(domain, run.key, seed)
-        items = [f"out={json.dumps(str(out))}", f"seed={seed}", f"model={json.dumps(self.plan.model)}", "report_to=[]"]
+        items = [f"out={json.dumps(str(out))}", f"seed={seed}", f"model={json.dumps(self.plan.model)}", "report_to=[]",
+                 "log_every=1"]  # logging only: one metrics.jsonl line per step for the loss curves
         if self.plan.train_steps is not None:
             items.append(f"max_steps={self.plan.train_steps}")
         if run.data == "gt":

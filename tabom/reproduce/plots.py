@@ -37,7 +37,7 @@ def plot_losses(training: dict[str, dict[str, Any]], path: Path, domain: str) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for label, steps, loss in series:
-        ax.plot(steps, loss, label=label, linewidth=1.4)
+        ax.plot(steps, loss, label=label, linewidth=1.4, marker="o" if len(steps) < 20 else None, markersize=3)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (objective-specific)")
     ax.set_title(f"Training loss, {domain}-trained runs (first seed)")
