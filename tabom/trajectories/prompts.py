@@ -17,8 +17,8 @@ Blank lines are skipped; a bad line raises `ValueError` with `FILE:LINE: field: 
 `verify_answer(output, answer)` compares the last number in each text the way lm-eval's GSM8K
 "flexible-extract" finds it (commas and `$` stripped, a trailing period dropped), by numeric
 value; when the reference looks like LaTeX and `math_verify` is installed, `math_verify`'s
-equivalence decides instead. NOTE: `tabom.tasks.answers.extract_final_number` does the same
-extraction for the built-in tasks; the two should be merged.
+equivalence decides instead. The extraction is the built-in tasks' own
+(`tabom.tasks.answers`), so user data and generated tasks are judged alike.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -124,28 +122,16 @@ def read_prompts(path: PathLike) -> list[PromptRecord]:
     return records
 
 
-# lm-eval's GSM8K flexible-extract pattern: a run of digits/`$`/`.`/`,` (2+ chars) or an integer.
-_NUMBER_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 _LATEX_RE = re.compile(r"\\[A-Za-z]+|\^|_\{|\\\(|\\\[")
 
 
-def _final_number(text: str) -> Fraction | None:
-    """Value of the last number in `text`, GSM8K-style; None if there is none or it won't parse.
+def _final_number(text: str) -> str | None:
+    """The last number in `text` (GSM8K flexible-extract); after `####` only what follows counts."""
+    from tabom.tasks.answers import extract_final_number
 
-    After `####` (GSM8K reference format) only the text that follows is searched. Matches with
-    no digit (e.g. "..," at the end of a sentence) are skipped, unlike lm-eval.
-    """
     if "####" in text:
         text = text.rsplit("####", 1)[1]
-    matches = [m.group(0) for m in _NUMBER_RE.finditer(text)]
-    matches = [m for m in matches if any(c.isdigit() for c in m)]
-    if not matches:
-        return None
-    token = matches[-1].replace(",", "").replace("$", "").rstrip(".")
-    try:
-        return Fraction(Decimal(token))
-    except (InvalidOperation, ValueError):
-        return None
+    return extract_final_number(text)
 
 
 def _looks_like_latex(answer: str) -> bool:
@@ -176,5 +162,6 @@ def verify_answer(output: str, answer: str) -> bool:
         verdict = _math_verify_equal(output, answer)
         if verdict is not None:
             return verdict
-    got, want = _final_number(output), _final_number(answer)
-    return got is not None and want is not None and got == want
+    from tabom.tasks.answers import numbers_equal
+
+    return numbers_equal(_final_number(output), _final_number(answer))
