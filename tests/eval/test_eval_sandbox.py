@@ -27,6 +27,7 @@ class NoModel:
 
     name = "stand-in"
     default_strategy = "entropy"
+    default_gen_length = 64
 
 
 def test_loop_memory_network_fork_each_fail_and_run_completes(tmp_path: Path) -> None:

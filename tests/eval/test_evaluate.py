@@ -25,7 +25,8 @@ def test_every_family_scored_on_tiny_random_model(tiny_model: Any) -> None:
         assert 0.0 <= m["accuracy"] <= 1.0
     assert len(report.samples) == 3 * len(FAMILIES)
     assert all(s.decode_steps == 8 for s in report.samples)  # one token per step
-    assert report.settings["strategy"] == "entropy" and report.settings["tokens_per_step"] is None
+    # full diffusion decoding (steps == gen_length) pins exactly one token per step
+    assert report.settings["strategy"] == "entropy" and report.settings["tokens_per_step"] == 1
     json.dumps(report.to_json())  # every sample serialises
 
 

@@ -48,6 +48,7 @@ DATA = {"gsm8k": GSM8K, "math500": MATH, "humaneval": HUMANEVAL, "mbpp": MBPP, "
 class NoModel:
     name = "stand-in"
     default_strategy = "entropy"
+    default_gen_length = 64
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -61,7 +61,7 @@ def test_defaults_follow_the_model_family(tiny: Any) -> None:
     assert (r.gen_length, r.steps, r.strategy, r.tokens_per_step) == (64, 64, "entropy", 1)
 
     class Llada:
-        family, default_strategy = "llada", "confidence"
+        family, default_strategy, default_gen_length = "llada", "confidence", 256
 
     r = BuildConfig(steps=128).resolved(Llada())
     assert (r.gen_length, r.steps, r.strategy, r.tokens_per_step) == (256, 128, "confidence", None)
