@@ -16,7 +16,8 @@ def pretrain(
     gen_length: int = typer.Option(64, help="Response window in tokens (answer + EOS padding)."),
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     threads: int = typer.Option(2, help="torch CPU threads (0: torch default); the same count reproduces the same weights."),
-    save_every: int = typer.Option(0, help="Also save out/step_<k> every k steps (0: final only)."),
+    save_every: int = typer.Option(0, help="Every k steps save out/step_<k> and the resume state (0: final only)."),
+    resume: bool = typer.Option(False, help="Continue from out/resume after a kill (same settings)."),
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
     from tabom.training.pretrain import PretrainConfig, pretrain as run
@@ -24,5 +25,5 @@ def pretrain(
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                          n_per_family=n_per_family, gen_length=gen_length, seed=seed, threads=threads,
                          save_every=save_every)
-    run(cfg)
+    run(cfg, resume=resume)
     typer.echo(f"saved {out}")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +42,8 @@ class PretrainConfig:
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
     save_every: int = 0
-    """Also save a snapshot to `out/step_<k>` every k steps (0: only the final model)."""
+    """Every k steps save a snapshot to `out/step_<k>` and the resume state to `out/resume`
+    (0: only the final model)."""
     model: dict = field(default_factory=dict)
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
 
@@ -74,8 +77,60 @@ def collate(
     return torch.tensor(rows), torch.tensor(attn), torch.tensor(resp)
 
 
-def pretrain(cfg: PretrainConfig, progress: bool = True) -> DiffusionLM:
-    """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model."""
+RESUME_DIR = "resume"
+
+
+def save_resume_state(out: Path, model: DiffusionLM, opt: torch.optim.Optimizer, step: int,
+                      order: list[int], rng: random.Random, gen: torch.Generator) -> None:
+    """Write everything a resumed run needs to `out/resume`, atomically (tmp folder + rename)."""
+    from tabom.models.loading import save
+
+    tmp, final = out / (RESUME_DIR + ".tmp"), out / RESUME_DIR
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model, tmp)
+    state = {"step": step, "optimizer": opt.state_dict(), "order": torch.tensor(order, dtype=torch.long),
+             "python_rng": rng.getstate(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
+    torch.save(state, tmp / "state.pt")
+    (tmp / "COMPLETE").write_text(str(step))
+    old = out / (RESUME_DIR + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_resume_state(out: Path, model: DiffusionLM, opt: torch.optim.Optimizer,
+                      rng: random.Random, gen: torch.Generator) -> tuple[int, list[int]]:
+    """Restore weights, optimizer and RNGs from `out/resume`; returns (next step, data order)."""
+    from safetensors.torch import load_file
+
+    folder = out / RESUME_DIR
+    if not (folder / "COMPLETE").exists():
+        raise FileNotFoundError(f"{folder}: no complete resume state (run with --save-every to make one)")
+    try:
+        model.backbone.load_state_dict(load_file(str(folder / "model.safetensors")))
+    except RuntimeError as exc:
+        raise ValueError(f"{folder / 'model.safetensors'}: weights do not match the model: {exc}") from None
+    state = torch.load(folder / "state.pt", weights_only=True)
+    opt.load_state_dict(state["optimizer"])
+    rng.setstate(_as_tuple(state["python_rng"]))
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), state["order"].tolist()
+
+
+def _as_tuple(value: object) -> object:
+    """random.setstate wants tuples all the way down (torch.save may hand lists back)."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -> DiffusionLM:
+    """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model.
+
+    With `resume`, continue from `cfg.out/resume` (written every `save_every` steps): on the CPU
+    with the same thread count the result equals an uninterrupted run.
+    """
     from tabom.models.loading import save
     from tabom.models.tiny import build_tiny
     from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
@@ -101,13 +156,20 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> DiffusionLM:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "pretrain_log.jsonl").open("w")
-    model.train()
     order: list[int] = []
+    first = 0
+    log_path = out / "pretrain_log.jsonl"
+    if resume:
+        first, order = load_resume_state(out, model, opt, rng, gen)
+        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] < first] \
+            if log_path.exists() else []
+        log_path.write_text("".join(line + "\n" for line in kept))
+    log = log_path.open("a")
+    model.train()
     start = time.time()
     with progress_bar(enabled=progress) as bar:
-        task = bar.add_task("pretrain", total=cfg.steps)
-        for step in range(cfg.steps):
+        task = bar.add_task("pretrain", total=cfg.steps, completed=first)
+        for step in range(first, cfg.steps):
             if len(order) < cfg.batch_size:
                 order = list(range(len(pairs)))
                 rng.shuffle(order)
@@ -132,6 +194,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> DiffusionLM:
             if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
                 model.eval()
                 save(model, out / f"step_{step + 1}")
+                save_resume_state(out, model, opt, step + 1, order, rng, gen)
                 model.train()
     log.close()
     model.eval()
