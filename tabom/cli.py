@@ -55,8 +55,20 @@ _register()
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point: bad input ends in one `error: FILE:LINE: field: ...` line and exit 2.
+
+    Set TABOM_DEBUG=1 to see the full traceback instead.
+    """
+    import os
+    import sys
+
+    try:
+        app()
+    except (ValueError, FileNotFoundError) as exc:
+        if os.environ.get("TABOM_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
