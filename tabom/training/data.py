@@ -16,7 +16,6 @@ Rows are (prompt ids, response ids, decode steps): the response is exactly `gen_
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -70,32 +69,28 @@ def _trajectory_rows(path: Path, cfg: DataConfig) -> list[Row]:
 
 
 def _prompt_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> tuple[list[Row], int]:
+    from tabom.trajectories.io import iter_json_lines
     from tabom.trajectories.prompts import parse_prompt
 
     rows: list[Row] = []
     dropped = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, ValueError):
+            raise obj
+        rec = parse_prompt(obj, path=str(path), lineno=lineno)
+        if rec.answer is None:
+            raise ValueError(f"{path}:{lineno}: answer: required for SFT-GT (format: prompts)")
+        response = answer_ids(model, rec.answer, cfg.gen_length)
+        if response is None:
+            if cfg.drop_long:
+                dropped += 1
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: json: invalid JSON ({exc.msg})") from None
-            rec = parse_prompt(obj, path=str(path), lineno=lineno)
-            if rec.answer is None:
-                raise ValueError(f"{path}:{lineno}: answer: required for SFT-GT (format: prompts)")
-            response = answer_ids(model, rec.answer, cfg.gen_length)
-            if response is None:
-                if cfg.drop_long:
-                    dropped += 1
-                    continue
-                raise ValueError(
-                    f"{path}:{lineno}: answer: does not fit data.gen_length={cfg.gen_length} with an "
-                    "EOS (raise gen_length or set data.drop_long: true)"
-                )
-            rows.append(Row(tuple(model.encode_prompt(rec.prompt)), tuple(response),
-                            (-1,) * cfg.gen_length))
+            raise ValueError(
+                f"{path}:{lineno}: answer: does not fit data.gen_length={cfg.gen_length} with an "
+                "EOS (raise gen_length or set data.drop_long: true)"
+            )
+        rows.append(Row(tuple(model.encode_prompt(rec.prompt)), tuple(response),
+                        (-1,) * cfg.gen_length))
     return rows, dropped
 
 

@@ -23,7 +23,12 @@ METRICS_FILE = "metrics.jsonl"
 
 def truncate_metrics(run_dir: Path, last_step: int) -> int:
     """Keep only lines of `metrics.jsonl` whose step is <= `last_step`; returns lines dropped."""
-    path = run_dir / METRICS_FILE
+    return truncate_step_log(run_dir / METRICS_FILE, last_step)
+
+
+def truncate_step_log(path: Path, last_step: int) -> int:
+    """Keep only lines of a JSONL step log whose `step` is <= `last_step` (torn or unreadable
+    lines are dropped too); returns lines dropped. A missing file is left missing."""
     if not path.exists():
         return 0
     kept, dropped = [], 0

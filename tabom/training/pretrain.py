@@ -137,6 +137,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     from tabom.objectives.types import ObjectiveBatch
     from tabom.tasks import mixture
     from tabom.progress import progress_bar
+    from tabom.training.logger import truncate_step_log
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -161,9 +162,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     log_path = out / "pretrain_log.jsonl"
     if resume:
         first, order = load_resume_state(out, model, opt, rng, gen)
-        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] < first] \
-            if log_path.exists() else []
-        log_path.write_text("".join(line + "\n" for line in kept))
+        truncate_step_log(log_path, first - 1)  # steps >= first are redone (a torn line goes too)
     log = log_path.open("a")
     model.train()
     start = time.time()

@@ -24,13 +24,12 @@ equivalence decides instead. The extraction is the built-in tasks' own
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tabom.trajectories.io import PathLike
+from tabom.trajectories.io import PathLike, iter_json_lines
 
 
 @dataclass(frozen=True)
@@ -104,21 +103,16 @@ def read_prompts(path: PathLike) -> list[PromptRecord]:
     """Read a prompt JSONL file; blank lines skipped; raise `ValueError` at the first bad line."""
     records: list[PromptRecord] = []
     first_line: dict[str, int] = {}
-    with open(Path(path), encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: json: invalid JSON ({e.msg})") from None
-            rec = parse_prompt(obj, path=str(path), lineno=lineno)
-            if rec.id in first_line:
-                first = first_line[rec.id]
-                problem = f"duplicate id {rec.id!r} (first on line {first})"
-                raise ValueError(f"{path}:{lineno}: id: {problem}")
-            first_line[rec.id] = lineno
-            records.append(rec)
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, ValueError):
+            raise obj
+        rec = parse_prompt(obj, path=str(path), lineno=lineno)
+        if rec.id in first_line:
+            first = first_line[rec.id]
+            problem = f"duplicate id {rec.id!r} (first on line {first})"
+            raise ValueError(f"{path}:{lineno}: id: {problem}")
+        first_line[rec.id] = lineno
+        records.append(rec)
     return records
 
 

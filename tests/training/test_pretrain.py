@@ -75,6 +75,8 @@ def test_killed_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch) -
         pretrain(PretrainConfig(out=str(tmp_path / "cut"), **base), progress=False)
     monkeypatch.setattr(pt, "collate", real_collate)
     assert (tmp_path / "cut" / "resume" / "COMPLETE").read_text() == "4"
+    with (tmp_path / "cut" / "pretrain_log.jsonl").open("a") as log:
+        log.write('{"step": 5, "lo')  # a line torn by the kill
     resumed = pretrain(PretrainConfig(out=str(tmp_path / "cut"), **base), progress=False, resume=True)
     for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
