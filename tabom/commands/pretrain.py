@@ -9,10 +9,10 @@ import typer
 
 def pretrain(
     out: Path = typer.Option(Path("runs/pretrain"), help="Folder for the checkpoint and the loss log."),
-    steps: int = typer.Option(1200, help="Optimizer steps."),
+    steps: int = typer.Option(7000, help="Optimizer steps."),
     batch_size: int = typer.Option(48, help="Sequences per step."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (warm-up, then cosine to 10%)."),
-    n_per_family: int = typer.Option(6000, help="Training problems drawn from each task family."),
+    n_per_family: int = typer.Option(7000, help="Training problems drawn from each task family."),
     gen_length: int = typer.Option(64, help="Response window in tokens (answer + EOS padding)."),
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     threads: int = typer.Option(2, help="torch CPU threads (0: torch default); the same count reproduces the same weights."),

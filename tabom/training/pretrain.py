@@ -31,13 +31,13 @@ class PretrainConfig:
     """Everything that determines the shipped tiny checkpoint (re-running reproduces it)."""
 
     out: str = "runs/pretrain"
-    steps: int = 1200
+    steps: int = 7000
     batch_size: int = 48
     lr: float = 3e-3
     warmup: int = 100
     weight_decay: float = 0.01
     gen_length: int = 64
-    n_per_family: int = 6000
+    n_per_family: int = 7000
     seed: int = 0
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
@@ -75,6 +75,25 @@ def collate(
         attn.append([False] * pad + [True] * (len(prompt) + len(answer)))
         resp.append([False] * (pad + len(prompt)) + [True] * len(answer))
     return torch.tensor(rows), torch.tensor(attn), torch.tensor(resp)
+
+
+def bucketed_order(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 16) -> list[int]:
+    """One epoch's example order whose consecutive runs of `batch_size` have similar lengths.
+
+    Shuffle, cut into chunks of `chunk` batches, sort each chunk by length, cut it into batches and
+    shuffle the batches: every example once, batches in random order, little left padding (about
+    a third less compute per step than random batches on the task mixture). Batches are taken from
+    the end of the list (`list.pop`), so the list is the batches reversed, flattened.
+    """
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    batches: list[list[int]] = []
+    span = batch_size * chunk
+    for start in range(0, len(idx), span):
+        part = sorted(idx[start:start + span], key=lambda i: lengths[i])
+        batches.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return [i for b in reversed(batches) for i in reversed(b)]
 
 
 RESUME_DIR = "resume"
@@ -145,6 +164,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     model = build_tiny(seed=cfg.seed, **cfg.model)
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
     pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, cfg.gen_length)) for p in problems]
+    lengths = [len(p) for p, _ in pairs]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
@@ -170,8 +190,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         task = bar.add_task("pretrain", total=cfg.steps, completed=first)
         for step in range(first, cfg.steps):
             if len(order) < cfg.batch_size:
-                order = list(range(len(pairs)))
-                rng.shuffle(order)
+                order = bucketed_order(lengths, cfg.batch_size, rng)
             batch = [pairs[order.pop()] for _ in range(cfg.batch_size)]
             input_ids, attention_mask, response_mask = collate(model, batch)
             batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,

@@ -90,3 +90,30 @@ def test_resume_without_state_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="resume"):
         pretrain(PretrainConfig(out=str(tmp_path / "none"), steps=2, batch_size=2, n_per_family=2, model=SMALL),
                  progress=False, resume=True)
+
+
+def test_cli_defaults_match_the_config_that_made_the_shipped_model():
+    """`tabom pretrain` with no options must be PretrainConfig() (the documented re-create command)."""
+    import inspect
+
+    from tabom.commands.pretrain import pretrain as command
+
+    defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
+    cfg = PretrainConfig()
+    for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every"):
+        assert defaults[name] == getattr(cfg, name), name
+
+
+def test_bucketed_order_covers_every_example_once_in_length_sorted_batches():
+    import random
+
+    from tabom.training.pretrain import bucketed_order
+
+    lengths = [random.Random(i).randint(5, 100) for i in range(1000)]
+    order = bucketed_order(lengths, 8, random.Random(0), chunk=4)
+    assert sorted(order) == list(range(1000))
+    batches = [[order.pop() for _ in range(8)] for _ in range(1000 // 8)]
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 40  # random batches of 8 from 5..100 spread ~70 on average
+    again = bucketed_order(lengths, 8, random.Random(0), chunk=4)
+    assert again == bucketed_order(lengths, 8, random.Random(0), chunk=4)
