@@ -43,6 +43,28 @@ def machine() -> str:
     return f"{name}, {torch.get_num_threads()} threads"
 
 
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """The machine's practical fp32 ceiling: best GFLOP/s of a (size x size) @ (size x size) matmul."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def forward_flops(model: Any, length: int) -> float:
+    """Multiply-add FLOPs of one forward over `length` tokens: 2 x (non-embedding weights) per
+    token for the projections and MLP, plus the attention scores and mixing (4 x L^2 x hidden per
+    layer). The LM head is left out (the builder computes it only where needed)."""
+    cfg = model.backbone.config
+    weights = sum(p.numel() for n, p in model.backbone.named_parameters()
+                  if p.dim() == 2 and "embed" not in n and "lm_head" not in n)
+    return 2.0 * weights * length + 4.0 * cfg.num_hidden_layers * length**2 * cfg.hidden_size
+
+
 def tiny_model() -> tuple[Any, str]:
     """The shipped tiny checkpoint, else a fresh default-shape tiny model with a sharpened head."""
     from tabom.models import build_tiny, load
@@ -96,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     ref_s = time.perf_counter() - start
 
     n, n_ref = len(jobs), len(ref_jobs)
+    ref_flops = sum(forward_flops(model, len(model.encode_prompt(j.prompt)) + cfg.gen_length)
+                    for j in ref_jobs) * (ref_nfe / n_ref)
+    ref_gflops, peak = ref_flops / ref_s / 1e9, matmul_peak_gflops()
     ours, theirs = n / built_s, n_ref / ref_s
     command = "python bench/generate.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"model: {model_desc}; {n} {args.task} prompts (reference: first {n_ref}), gen_length "
@@ -106,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {machine()} | `{command.strip()}` | {ours:.2f} | {theirs:.2f} | {ours / theirs:.1f}x "
           f"| {stats.nfe / n:.2f} | {ref_nfe / n_ref:.1f} | {stats.row_forwards / n:.1f} |")
+    print(f"ceiling: the reference's forwards run at {ref_gflops:.1f} GFLOP/s; a 1024^3 fp32 matmul at "
+          f"{peak:.1f} GFLOP/s on the same threads; with the same forwards per sequence no decoder "
+          f"can beat the reference by more than {peak / ref_gflops:.1f}x here")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from tabom.typed_yaml import ConfigError, build, coerce, line_map, show, where
+
+__all__ = ["ConfigError", "DataConfig", "LoraConfig", "ObjectiveConfig", "OptimConfig", "TrainConfig",
+           "apply_overrides", "build", "load_recipe", "parse_override", "resolve_recipe_path", "to_dict",
+           "to_yaml", "validate_objective"]
 
 RECIPE_DIRS: tuple[Path, ...] = (
     Path(__file__).resolve().parent / "recipes",
@@ -188,139 +193,7 @@ class TrainConfig:
             )
 
 
-# --------------------------------------------------------------------------- typed building
-class ConfigError(ValueError):
-    """A bad recipe value: the message is `SOURCE[:LINE]: dotted.key: what is wrong`."""
-
-
-def _where(source: str, lines: dict[str, int], key: str) -> str:
-    line = lines.get(key)
-    return f"{source}:{line}" if line else source
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str, err: Any) -> Any:
-    """Check (and gently convert) one value against a type annotation; ``err(key, msg)`` raises."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key, err)
-            except ConfigError:
-                continue
-        raise err(key, f"expected {' or '.join(_type_name(o) for o in options)}, got {_show(value)}")
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise err(key, f"expected one of {', '.join(map(str, allowed))}, got {_show(value)}")
-        return value
-    if origin is list:
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        if isinstance(value, str) and item_tp is str:
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise err(key, f"expected a list, got {_show(value)}")
-        return [_coerce(v, item_tp, f"{key}[{i}]", err) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise err(key, f"expected a mapping, got {_show(value)}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise err(key, f"expected true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise err(key, f"expected int, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise err(key, f"expected float, got {_show(value)}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise err(key, f"expected float, got {_show(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise err(key, f"expected str, got {_show(value)}")
-        return value
-    raise err(key, f"unsupported annotation {tp!r}")
-
-
-def _show(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def build(cls: type, data: dict[str, Any], *, source: str = "<recipe>", prefix: str = "",
-          lines: dict[str, int] | None = None) -> Any:
-    """Build dataclass ``cls`` from a nested mapping, type-checking every field.
-
-    Raises :class:`ConfigError` naming ``source``, the key's line (when ``lines`` has it) and
-    the dotted key; `__post_init__` validation errors are re-raised with the source prefixed.
-    """
-    lines = lines or {}
-
-    def err(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{_where(source, lines, key)}: {key}: {msg}")
-
-    if not isinstance(data, dict):
-        raise err(prefix.rstrip(".") or "recipe", f"expected a mapping, got {_show(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(str(key), list(fields), n=1)
-        hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(fields)})"
-        raise err(f"{prefix}{key}", f"unknown key{hint}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        tp = hints[name]
-        key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = build(tp, value, source=source, prefix=f"{key}.", lines=lines)
-        else:
-            kwargs[name] = _coerce(value, tp, key, err)
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
 # --------------------------------------------------------------------------- recipes
-def _line_map(text: str) -> dict[str, int]:
-    """Dotted key -> 1-based line of every mapping key in a YAML document."""
-    import yaml
-
-    out: dict[str, int] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = f"{prefix}{key_node.value}"
-                out[key] = key_node.start_mark.line + 1
-                walk(value_node, f"{key}.")
-
-    try:
-        walk(yaml.compose(text), "")
-    except yaml.YAMLError:
-        pass
-    return out
-
 
 def resolve_recipe_path(recipe: str | Path) -> Path:
     """A recipe file path, or a bare name looked up in :data:`RECIPE_DIRS` (`tiny_tabom`)."""
@@ -395,7 +268,7 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
     if recipe is not None:
         path = resolve_recipe_path(recipe)
         text = path.read_text(encoding="utf-8")
-        source, lines = str(path), _line_map(text)
+        source, lines = str(path), line_map(text)
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -403,7 +276,7 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
             line = f":{mark.line + 1}" if mark is not None else ""
             raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys, got {_show(raw)}")
+            raise ConfigError(f"{path}: expected a mapping of keys, got {show(raw)}")
     raw = _flatten_objective(raw)
     if overrides:
         raw = apply_overrides(raw, overrides)
@@ -425,10 +298,10 @@ def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
     try:
         obj = get_objective(section.name)
     except ValueError as exc:
-        raise ConfigError(f"{_where(source, lines, 'objective.name')}: objective.name: {exc}") from None
+        raise ConfigError(f"{where(source, lines, 'objective.name')}: objective.name: {exc}") from None
 
     def err(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{_where(source, lines, key)}: {key}: {msg}")
+        return ConfigError(f"{where(source, lines, key)}: {key}: {msg}")
 
     hints = typing.get_type_hints(obj.config_cls)
     checked: dict[str, Any] = {}
@@ -437,7 +310,7 @@ def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
             close = difflib.get_close_matches(name, list(hints), n=1)
             hint = f" (did you mean objective.{close[0]}?)" if close else f" (known: {', '.join(hints)})"
             raise err(f"objective.{name}", f"unknown field of objective {section.name!r}{hint}")
-        checked[name] = _coerce(value, hints[name], f"objective.{name}", err)
+        checked[name] = coerce(value, hints[name], f"objective.{name}", err)
     try:
         cfg = obj.config(**checked)
     except ValueError as exc:

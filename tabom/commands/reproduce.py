@@ -31,7 +31,7 @@ def reproduce(
     decode_batch: int = typer.Option(64, help="Prompts decoded together."),
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),
-    threads: int = typer.Option(1, help="torch CPU threads."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default, one per core)."),
 ) -> None:
     """Trajectories, six methods x seeds, in-domain/OOD evaluation (full and parallel), TDS, ablation, report."""
     import torch
@@ -41,7 +41,8 @@ def reproduce(
 
     from transformers.utils import logging as hf_logging
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log
     try:
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
