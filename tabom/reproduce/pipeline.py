@@ -60,14 +60,13 @@ class Reproduction:
             for _, _, method in ablation_rows():
                 for seed in self.seeds(method):
                     self.evaluate(plan.ablation_domain, method, seed, [("full", "test")])
+        # The grid and the sweep are searches on the validation split: the first seed only.
         if plan.grid_domain is not None:
             for _, _, method in grid_methods():
-                for seed in plan.seeds:
-                    self.evaluate(plan.grid_domain, method, seed, [("full", "val")])
+                self.evaluate(plan.grid_domain, method, plan.seeds[0], [("full", "val")])
         if plan.sweep_domain is not None:
             for _, _, method in sweep_methods(plan.gen_length):
-                for seed in plan.seeds:
-                    self.evaluate(plan.sweep_domain, method, seed, [("full", "val")])
+                self.evaluate(plan.sweep_domain, method, plan.seeds[0], [("full", "val")])
         return self.finish()
 
     def finish(self) -> dict[str, Any]:

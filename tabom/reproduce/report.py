@@ -193,7 +193,9 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
     steps = results.get("steps", [])
     ran = [s for s in steps if s["status"] == "ran"]
     parts += [f"Steps this invocation: {len(ran)} ran ({sum(s['seconds'] for s in ran):.0f} s), "
-              f"{len(steps) - len(ran)} taken from the cache. Created {meta.get('created', '')}.", ""]
+              f"{len(steps) - len(ran)} taken from the cache; all steps of this folder, over every "
+              f"invocation that made them: {results.get('compute_seconds', 0.0) / 60:.1f} min. "
+              f"Created {meta.get('created', '')}.", ""]
     return "\n".join(parts)
 
 

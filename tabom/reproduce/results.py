@@ -209,6 +209,7 @@ def collect(repro: Reproduction) -> dict[str, Any]:
         "trajectories": {d: trajectory_stats(repro, d) for d in plan.domains},
         "main": {}, "tds": {}, "training": {}, "ablation": None, "grid": None, "sweep": None,
         "steps": [{"name": r.name, "status": r.status, "seconds": r.seconds} for r in repro.store.log],
+        "compute_seconds": round(repro.store.compute_seconds(), 1),
     }
     for domain in plan.domains:
         results["main"][domain] = {}

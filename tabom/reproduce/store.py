@@ -110,8 +110,22 @@ class Store:
         except ValueError:
             return True
 
-    def mark(self, artifact: Path, params: dict[str, Any]) -> None:
-        write_json(self.marker(artifact), {"params": params, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    def mark(self, artifact: Path, params: dict[str, Any], seconds: float | None = None) -> None:
+        """Write the completion marker: the params, when it finished and how long it took."""
+        record: dict[str, Any] = {"params": params, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if seconds is not None:
+            record["seconds"] = round(seconds, 2)
+        write_json(self.marker(artifact), record)
+
+    def compute_seconds(self) -> float:
+        """Seconds of every finished step in the folder, whichever invocation ran it (from the markers)."""
+        total = 0.0
+        for marker in [*self.root.rglob("*" + MARKER)]:
+            try:
+                total += float(read_json(marker).get("seconds") or 0.0)
+            except (ValueError, OSError, TypeError):
+                continue
+        return total
 
     def remove(self, artifact: Path) -> None:
         """Delete an artifact (file or folder) and its marker; refuses paths outside the root."""
@@ -134,7 +148,7 @@ class Store:
             return False
         start = time.time()
         make()
-        self.mark(artifact, params)
+        self.mark(artifact, params, time.time() - start)
         self.record(name, "ran", time.time() - start)
         return True
 
