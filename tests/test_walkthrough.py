@@ -1,7 +1,7 @@
 """The "from a real checkpoint" walkthrough of `docs/real_checkpoints.md`, run line by line.
 
 The test reads the two `bash` blocks of the doc's Walkthrough section (Dream, LLaDA), puts the
-path of a tiny random checkpoint in the ORIGINAL on-disk layout (`tests/models/fixtures.py`:
+path of a tiny random checkpoint in the ORIGINAL on-disk layout (`tests/models/checkpoint_builders.py`:
 Dream sharded, LLaDA in one file, both with `modeling_*.py` files that raise on import) in place
 of `/ckpt/...`, appends flags that shrink the run (later flags win: 16 response tokens in 16
 steps, 2 optimizer steps, 3 TDS prompts) and runs each line through `tabom.cli.app` in a scratch
@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 if str(Path(__file__).parent / "models") not in sys.path:  # where tests/models/test_*.py find it
     sys.path.insert(0, str(Path(__file__).parent / "models"))
-from fixtures import build_dream_checkpoint, build_llada_checkpoint  # noqa: E402
+from checkpoint_builders import build_dream_checkpoint, build_llada_checkpoint  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "real_checkpoints.md"
 FAMILIES: dict[str, dict[str, object]] = {

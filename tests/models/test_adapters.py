@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures import build_dream_adapter, build_dream_checkpoint, build_llada_adapter, build_llada_checkpoint
+from checkpoint_builders import build_dream_adapter, build_dream_checkpoint, build_llada_adapter, build_llada_checkpoint
 from tabom.models.adapters import (
     attach_lora,
     disable_adapter,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures import build_dream_checkpoint, read_weights
+from checkpoint_builders import build_dream_checkpoint, read_weights
 from tabom.models import load
 from tabom.models.dream import load_dream
 
@@ -175,7 +175,7 @@ def test_missing_shard_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_and_unexpected_parameters_are_named(tmp_path: Path) -> None:
-    from fixtures import write_weights
+    from checkpoint_builders import write_weights
 
     d = build_dream_checkpoint(tmp_path / "d")
     w = read_weights(d)

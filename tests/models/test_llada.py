@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures import build_llada_checkpoint, read_weights
+from checkpoint_builders import build_llada_checkpoint, read_weights
 from tabom.models import load
 from tabom.models.llada import load_llada, weight_mapping
 
@@ -166,7 +166,7 @@ def test_mapping_covers_every_stored_tensor(llada_dir: Path) -> None:
 
 
 def test_unsupported_config_and_missing_tensor(tmp_path: Path) -> None:
-    from fixtures import write_weights
+    from checkpoint_builders import write_weights
 
     d = build_llada_checkpoint(tmp_path / "d")
     w = read_weights(d)

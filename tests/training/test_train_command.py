@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 from tabom.training.data import epoch_order, rank_batches
 from tabom.training.logger import read_metrics
 
-from conftest import SHAPE, trajectory_obj
+from train_helpers import SHAPE, trajectory_obj
 
 SHAPE_ARGS = [f"model_shape.{k}={v}" for k, v in SHAPE.items()]
 

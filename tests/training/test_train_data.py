@@ -12,7 +12,7 @@ from tabom.config import DataConfig
 from tabom.models.tiny import build_tiny
 from tabom.training.data import Row, collate, epoch_order, load_rows, rank_batches
 
-from conftest import GEN, SHAPE
+from train_helpers import GEN, SHAPE
 
 
 @pytest.fixture(scope="module")

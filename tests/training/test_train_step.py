@@ -13,7 +13,7 @@ from tabom.objectives import get_objective
 from tabom.training.data import Row, collate
 from tabom.training.step import loss_step, reference_from_context
 
-from conftest import SHAPE, trajectory_obj
+from train_helpers import SHAPE, trajectory_obj
 
 PARAMS = {"nelbo": {}, "trajectory": {"window": 4}, "tabom": {"ce_window": 4, "rank_window": 4},
           "dinfer": {"max_span": 4}, "t3d": {"path_window": 4}}

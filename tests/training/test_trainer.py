@@ -15,7 +15,7 @@ from tabom.training import checkpoint as ckpt
 from tabom.training.logger import read_metrics
 from tabom.training.trainer import train
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
