@@ -20,47 +20,12 @@ from typing import Any
 
 import torch
 
+from tabom.decoding.settings import DecodeSettings
 from tabom.eval.sources import TaskSource, resolve_tasks
 
+__all__ = ["DecodeSettings", "EvalReport", "Sample", "evaluate"]
+
 DecodeFn = Callable[[Any, list[str], "DecodeSettings", torch.Generator], tuple[list[str], list[int]]]
-
-
-@dataclass
-class DecodeSettings:
-    """How responses are decoded. `strategy=None` takes the model's default (entropy/confidence)."""
-
-    gen_length: int | None = None
-    """Response tokens; None -> the model's default (64 for tiny, 256 for Dream/LLaDA)."""
-    steps: int | None = None
-    """Model forwards per response; None -> gen_length (one token per step: full diffusion decoding)."""
-    block_length: int | None = None
-    strategy: str | None = None
-    temperature: float = 0.0
-    top_p: float | None = None
-    top_k: int | None = None
-    tokens_per_step: int | None = None
-    """k tokens per step (the paper's parallel decoding, Table 4, uses 2); overrides the schedule."""
-    batch_size: int = 64
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.gen_length is not None and self.gen_length < 1:
-            raise ValueError(f"gen_length: must be >= 1, got {self.gen_length}")
-        if self.tokens_per_step is not None and self.tokens_per_step < 1:
-            raise ValueError(f"tokens_per_step: must be >= 1, got {self.tokens_per_step}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
-
-    def resolved(self, model: Any) -> "DecodeSettings":
-        """A copy with the model-dependent defaults filled in."""
-        from tabom.decoding import full_decoding_tokens_per_step
-
-        out = DecodeSettings(**asdict(self))
-        out.strategy = out.strategy or model.default_strategy
-        out.gen_length = out.gen_length or model.default_gen_length
-        out.steps = out.steps or out.gen_length
-        out.tokens_per_step = full_decoding_tokens_per_step(out.gen_length, out.steps, out.tokens_per_step)
-        return out
 
 
 @dataclass

@@ -30,12 +30,13 @@ from typing import Any
 
 import torch
 
+from tabom.decoding.settings import DecodeSettings
 from tabom.trajectories.distributed import (
     DistEnv, append_rejected, finish_shards, read_rejected, rejected_path, resume_ids,
 )
 from tabom.trajectories.io import PathLike, TrajectoryWriter, iter_json_lines, shard_path
 from tabom.trajectories.prompts import read_prompts, verify_answer
-from tabom.trajectories.schema import METHODS, Trajectory
+from tabom.trajectories.schema import Trajectory
 
 VERIFY_MODES: tuple[str, ...] = ("auto", "none")
 KEEP_MODES: tuple[str, ...] = ("correct", "all")
@@ -55,59 +56,26 @@ class Job:
 
 
 @dataclass
-class BuildConfig:
-    """Decode and filter settings of `tabom generate`; None fields take the model's defaults."""
+class BuildConfig(DecodeSettings):
+    """Decode and filter settings of `tabom generate`: the decoding knobs (None fields take the
+    model's defaults, see :class:`tabom.decoding.settings.DecodeSettings`), then sampling and
+    filtering."""
 
-    gen_length: int | None = None
-    """Response tokens G; None -> 64 for the tiny model, 256 otherwise."""
-    steps: int | None = None
-    """Decode steps; None -> gen_length (full diffusion decoding, one token per step)."""
-    block_length: int | None = None
-    strategy: str | None = None
-    """entropy | confidence | margin | random; None -> `model.default_strategy`."""
-    temperature: float = 0.0
-    top_p: float | None = None
-    top_k: int | None = None
-    tokens_per_step: int | None = None
+    batch_size: int = 32
     samples_per_prompt: int = 1
     verify: str = "auto"
     keep: str = "correct"
-    batch_size: int = 32
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy is not None and self.strategy not in METHODS:
-            raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(METHODS)}")
+        super().__post_init__()
         if self.verify not in VERIFY_MODES:
             raise ValueError(f"verify: {self.verify!r} is not one of {', '.join(VERIFY_MODES)}")
         if self.keep not in KEEP_MODES:
             raise ValueError(f"keep: {self.keep!r} is not one of {', '.join(KEEP_MODES)}")
-        for name in ("gen_length", "steps", "block_length", "tokens_per_step", "top_k"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}: must be >= 1, got {value}")
-        if self.batch_size < 1 or self.samples_per_prompt < 1:
-            raise ValueError("batch_size, samples_per_prompt: must be >= 1")
-        if self.temperature < 0:
-            raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
+        if self.samples_per_prompt < 1:
+            raise ValueError("samples_per_prompt: must be >= 1")
         if self.samples_per_prompt > 1 and self.temperature == 0:
             raise ValueError("samples_per_prompt: > 1 needs temperature > 0 (greedy samples are identical)")
-
-    def resolved(self, model: Any) -> BuildConfig:
-        """A copy with gen_length, steps, tokens_per_step and strategy filled in.
-
-        Full diffusion decoding (steps == gen_length) runs with `tokens_per_step = 1`: exactly
-        one token per step, so `decoding_order` is a permutation of 0..G-1 as the schema expects.
-        (Dream's float schedule at steps == G unmasks nothing at step 0 and two tokens at the
-        last step; LLaDA's already gives one per step, so confidence decodes are unchanged.)
-        """
-        from tabom.decoding import full_decoding_tokens_per_step
-
-        gen = self.gen_length or model.default_gen_length
-        steps = self.steps or gen
-        per_step = full_decoding_tokens_per_step(gen, steps, self.tokens_per_step)
-        return replace(self, gen_length=gen, steps=steps, tokens_per_step=per_step,
-                       strategy=self.strategy or model.default_strategy)
 
     def settings(self, eos_token_id: int) -> dict[str, Any]:
         """The `settings` object of every row (resolved config only)."""
