@@ -24,7 +24,7 @@ import torch
 
 from tabom.models.diffusion_lm import DiffusionLM
 from tabom.models.loading import read_json
-from tabom.models.weights import config_error, empty_model, finish_placement, load_weights
+from tabom.models.weights import build_and_load, config_error, read_family_config
 
 # Dream config.json key -> Qwen2Config argument (same names; the table is the contract).
 CONFIG_KEYS: dict[str, str] = {
@@ -149,21 +149,9 @@ def load_dream(
     from transformers import Qwen2ForCausalLM
 
     directory = Path(directory)
-    config_path = directory / "config.json"
-    config = read_json(config_path)
-    if str(config.get("model_type", "")).lower() != "dream":
-        raise config_error(config_path, "model_type", f"expected 'Dream', got {config.get('model_type')!r}")
+    config_path, config = read_family_config(directory, "Dream")
     qwen = qwen2_config(config, config_path)
-    qwen.dtype = dtype
-    with empty_model():
-        backbone = Qwen2ForCausalLM(qwen)
-    names = [n for n, _ in backbone.named_parameters()]
-    if qwen.tie_word_embeddings:
-        names = [n for n in names if n != "lm_head.weight"]
-    plan = load_weights(backbone, directory, {n: n for n in names}, dtype=dtype, device_map=device_map)
-    if qwen.tie_word_embeddings:
-        backbone.lm_head.weight = backbone.model.embed_tokens.weight
-    backbone = finish_placement(backbone, plan)
+    backbone = build_and_load(Qwen2ForCausalLM, qwen, directory, None, dtype=dtype, device_map=device_map)
     tokenizer = load_dream_tokenizer(directory)
     mask, eos, pad = special_ids(directory, config, tokenizer)
     return DiffusionLM(

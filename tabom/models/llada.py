@@ -25,7 +25,7 @@ import torch
 
 from tabom.models.diffusion_lm import DiffusionLM
 from tabom.models.loading import load_tokenizer, read_json
-from tabom.models.weights import config_error, empty_model, finish_placement, load_weights
+from tabom.models.weights import build_and_load, config_error, read_family_config
 
 LLADA_MASK_ID = 126336  # "<|mdm_mask|>"
 LLADA_EOS_ID = 126081  # "<|endoftext|>"
@@ -179,19 +179,10 @@ def load_llada(
     from transformers import LlamaForCausalLM
 
     directory = Path(directory)
-    config_path = directory / "config.json"
-    config = read_json(config_path)
-    if str(config.get("model_type", "")).lower() != "llada":
-        raise config_error(config_path, "model_type", f"expected 'llada', got {config.get('model_type')!r}")
+    config_path, config = read_family_config(directory, "llada")
     llama = llama_config(config, config_path)
-    llama.dtype = dtype
-    with empty_model():
-        backbone = LlamaForCausalLM(llama)
     mapping = weight_mapping(llama.num_hidden_layers, llama.tie_word_embeddings)
-    plan = load_weights(backbone, directory, mapping, dtype=dtype, device_map=device_map)
-    if llama.tie_word_embeddings:
-        backbone.lm_head.weight = backbone.model.embed_tokens.weight
-    backbone = finish_placement(backbone, plan)
+    backbone = build_and_load(LlamaForCausalLM, llama, directory, mapping, dtype=dtype, device_map=device_map)
     tokenizer = load_llada_tokenizer(directory)
     eos = config.get("eos_token_id", LLADA_EOS_ID)
     pad = config.get("pad_token_id")

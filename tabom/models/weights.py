@@ -218,3 +218,32 @@ def finish_placement(model: nn.Module, plan: dict[str, str]) -> nn.Module:
 def meta_parameters(model: nn.Module) -> list[str]:
     """Names of parameters still on the meta device (should be empty after loading)."""
     return [n for n, p in model.named_parameters() if p.device.type == "meta"]
+
+
+def read_family_config(directory: Path, model_type: str) -> tuple[Path, dict]:
+    """`directory/config.json` and its mapping, after checking `model_type` (case-insensitive)."""
+    config_path = directory / "config.json"
+    config = read_json(config_path)
+    if str(config.get("model_type", "")).lower() != model_type.lower():
+        raise config_error(config_path, "model_type", f"expected {model_type!r}, got {config.get('model_type')!r}")
+    return config_path, config
+
+
+def build_and_load(model_cls: type, hf_config: object, directory: Path, mapping: dict[str, str] | None, *,
+                   dtype: torch.dtype, device_map: object) -> nn.Module:
+    """Build `model_cls(hf_config)` without allocating, stream its weights from `directory`, tie
+    the LM head to the embeddings when the config says so, and place it (see :func:`load_weights`).
+
+    `mapping` is stored tensor name -> parameter name; None: the checkpoint uses the model's own
+    names (every parameter but a tied `lm_head.weight`).
+    """
+    hf_config.dtype = dtype  # type: ignore[attr-defined]
+    with empty_model():
+        model = model_cls(hf_config)
+    tied = bool(getattr(hf_config, "tie_word_embeddings", False))
+    if mapping is None:
+        mapping = {n: n for n, _ in model.named_parameters() if not (tied and n == "lm_head.weight")}
+    plan = load_weights(model, directory, mapping, dtype=dtype, device_map=device_map)
+    if tied:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return finish_placement(model, plan)
