@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,13 +18,14 @@ def pretrain(
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     threads: int = typer.Option(2, help="torch CPU threads (0: torch default); the same count reproduces the same weights."),
     save_every: int = typer.Option(0, help="Every k steps save out/step_<k> and the resume state (0: final only)."),
-    resume: bool = typer.Option(False, help="Continue from out/resume after a kill (same settings)."),
+    resume: bool = typer.Option(False, help="Continue from out/resume after a kill (same settings), or extend a finished run with a larger --steps."),
+    init: Optional[Path] = typer.Option(None, help="Start from this tiny checkpoint's weights (a second training stage)."),
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
     from tabom.training.pretrain import PretrainConfig, pretrain as run
 
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                          n_per_family=n_per_family, gen_length=gen_length, seed=seed, threads=threads,
-                         save_every=save_every)
+                         save_every=save_every, init=str(init) if init else None)
     run(cfg, resume=resume)
     typer.echo(f"saved {out}")

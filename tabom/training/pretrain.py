@@ -46,10 +46,15 @@ class PretrainConfig:
     (0: only the final model)."""
     model: dict = field(default_factory=dict)
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
+    init: str | None = None
+    """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
+    model of seed `seed`; the optimizer, data order and schedule start anew."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.gen_length < 2:
             raise ValueError("steps, batch_size must be >= 1 and gen_length >= 2")
+        if self.init is not None and self.model:
+            raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
 
 
 def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
@@ -161,7 +166,14 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = build_tiny(seed=cfg.seed, **cfg.model)
+    if cfg.init is not None:
+        from tabom.models.loading import load
+
+        model = load(cfg.init, device="cpu", dtype=torch.float32)
+        if model.family != "tiny":
+            raise ValueError(f"{cfg.init}: init: not a tiny checkpoint (family {model.family!r})")
+    else:
+        model = build_tiny(seed=cfg.seed, **cfg.model)
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
     pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, cfg.gen_length)) for p in problems]
     lengths = [len(p) for p, _ in pairs]
@@ -209,9 +221,13 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.update(task, advance=1, description=f"pretrain loss {record['loss']:.3f}")
-            if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            last = step + 1 == cfg.steps
+            if cfg.save_every and ((step + 1) % cfg.save_every == 0 or last):
                 model.eval()
-                save(model, out / f"step_{step + 1}")
+                if not last:
+                    save(model, out / f"step_{step + 1}")
+                # At the last step too: a longer run (same command, larger --steps, --resume)
+                # continues from here.
                 save_resume_state(out, model, opt, step + 1, order, rng, gen)
                 model.train()
     log.close()

@@ -117,3 +117,27 @@ def test_bucketed_order_covers_every_example_once_in_length_sorted_batches():
     assert spread < 40  # random batches of 8 from 5..100 spread ~70 on average
     again = bucketed_order(lengths, 8, random.Random(0), chunk=4)
     assert again == bucketed_order(lengths, 8, random.Random(0), chunk=4)
+
+
+def test_init_starts_from_the_checkpoint_and_a_finished_run_extends_with_resume(tmp_path) -> None:
+    import pytest
+
+    torch.set_num_threads(1)
+    base = dict(batch_size=4, lr=3e-3, warmup=2, n_per_family=8, gen_length=64, threads=1)
+    first = pretrain(PretrainConfig(out=str(tmp_path / "a"), steps=4, save_every=2, model=SMALL, **base),
+                     progress=False)
+    # The last step writes the resume state too, so a larger --steps continues from step 4.
+    assert (tmp_path / "a" / "resume" / "COMPLETE").read_text() == "4"
+    pretrain(PretrainConfig(out=str(tmp_path / "a"), steps=6, save_every=2, model=SMALL, **base),
+             progress=False, resume=True)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "a" / "pretrain_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(6))
+    # --init: the weights come from the checkpoint (lr 0 keeps them), not from a fresh seed.
+    frozen = pretrain(PretrainConfig(out=str(tmp_path / "b"), steps=1, init=str(tmp_path / "a" / "step_2"),
+                                     **(base | {"lr": 0.0})), progress=False)
+    start = load(str(tmp_path / "a" / "step_2"))
+    for (name, a), (_, b) in zip(start.state_dict().items(), frozen.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), frozen.state_dict().values()))
+    with pytest.raises(ValueError, match="init"):
+        PretrainConfig(init=str(tmp_path / "a"), model=SMALL)
