@@ -141,3 +141,35 @@ def save(model: DiffusionLM, directory: str | Path) -> Path:
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out
+
+
+WHOLE_FILE_HASH_BYTES = 64 << 20
+"""Weight files up to this size are hashed whole; larger ones by their first and last MiB."""
+
+
+def checkpoint_fingerprint(name_or_path: str | Path) -> str:
+    """16 hex digits that change when a checkpoint's weights change (cheap for 15 GB checkpoints).
+
+    Hashes every `*.safetensors` file's name and size, and its content: whole up to 64 MiB (the
+    tiny model), else the first and last MiB (the header of a safetensors file lists every
+    tensor's offsets, and retraining changes every tensor). `tabom reproduce` keys its cached
+    steps on it, so replacing the base checkpoint redoes them instead of reusing stale results.
+    """
+    import hashlib
+
+    directory = TINY_DIR if str(name_or_path) == "tiny" else Path(name_or_path).expanduser()
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{directory}: no *.safetensors weight files")
+    digest = hashlib.sha256()
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}\n".encode())
+        with path.open("rb") as fh:
+            if size <= WHOLE_FILE_HASH_BYTES:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(1 << 20))
+                fh.seek(size - (1 << 20))
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]

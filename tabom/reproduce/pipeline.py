@@ -42,6 +42,16 @@ class Reproduction:
         self.store = Store(Path(out), echo=echo)
         self.command = command
         self._recipe_objective: dict[str, dict[str, Any]] = {}
+        self._model_key: str | None = None
+
+    @property
+    def model_key(self) -> str:
+        """The base model and its weights' fingerprint: cached steps of another checkpoint are stale."""
+        if self._model_key is None:
+            from tabom.models.loading import checkpoint_fingerprint
+
+            self._model_key = f"{self.plan.model}@{checkpoint_fingerprint(self.plan.model)}"
+        return self._model_key
 
     # ------------------------------------------------------------------ the whole run
     def run(self) -> dict[str, Any]:
@@ -84,7 +94,7 @@ class Reproduction:
     # ------------------------------------------------------------------ data
     def trajectory_params(self, domain: str) -> dict[str, Any]:
         p = self.plan
-        return {"model": p.model, "families": p.families(domain), "n_per_family": p.n_train, "split": "train",
+        return {"model": self.model_key, "families": p.families(domain), "n_per_family": p.n_train, "split": "train",
                 "seed": 0, "gen_length": p.gen_length, "keep": p.keep, "strategy": "model default", "temperature": 0.0}
 
     def trajectories(self, domain: str) -> Path:
@@ -174,7 +184,7 @@ class Reproduction:
         overrides = self.train_overrides(domain, run, seed)
         data = self.store.gt_data(domain) if run.data == "gt" else self.store.trajectories(domain)
         data_params = read_json(self.store.marker(data)).get("params") if self.store.marker(data).is_file() else None
-        params = {"recipe": run.recipe, "overrides": overrides, "data": data_params}
+        params = {"recipe": run.recipe, "overrides": overrides, "data": data_params, "base": self.model_key}
         started = out / "reproduce_params.json"
         if self.store.stale(final, params) or (started.is_file() and read_json(started) != json.loads(json.dumps(params))):
             self.store.remove(out)
@@ -231,7 +241,7 @@ class Reproduction:
         for decode, split in jobs:
             path = self.store.eval_json(domain, method.key, seed, decode, split)
             settings = self.decode_settings(decode)
-            params = {"model": self.plan.model, "method": method.key, "seed": seed, "families": families,
+            params = {"model": self.model_key, "method": method.key, "seed": seed, "families": families,
                       "limit": self.plan.n_eval, "split": split, "settings": asdict(settings),
                       "adapter_params": self._adapter_params(domain, method, seed)}
 
@@ -261,7 +271,7 @@ class Reproduction:
         model = self._model_loader(domain, method, seed)
         path = self.store.tds_json(domain, method.key, seed)
         settings = self.decode_settings("full")
-        params = {"model": self.plan.model, "method": method.key, "seed": seed, "families": self.plan.families(domain),
+        params = {"model": self.model_key, "method": method.key, "seed": seed, "families": self.plan.families(domain),
                   "n": self.plan.n_tds, "settings": asdict(settings),
                   "adapter_params": self._adapter_params(domain, method, seed)}
 
