@@ -1,0 +1,39 @@
+"""The fill-in probe: fractions per mask rate, deterministic, and it tells a trained model from a random one."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tabom.models import build_tiny
+from tabom.training.probe import fill_accuracy
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+             intermediate_size=64, max_position_embeddings=256)
+
+
+def test_probe_is_deterministic_and_in_range():
+    torch.set_num_threads(1)
+    model = build_tiny(seed=0, **SMALL).eval()
+    first = fill_accuracy(model, rates=(0.1, 1.0), n=3)
+    again = fill_accuracy(model, rates=(0.1, 1.0), n=3)
+    assert first == again and [r.rate for r in first] == [0.1, 1.0]
+    for r in first:
+        assert 0.0 <= r.content <= 1.0 and (math.isnan(r.eos) or 0.0 <= r.eos <= 1.0) and r.n_content > 0
+    assert first[1].n_content > first[0].n_content  # more masked at t = 1
+
+
+def test_a_model_that_always_says_eos_gets_every_eos_and_no_content():
+    torch.set_num_threads(1)
+    model = build_tiny(seed=0, **SMALL).eval()
+    vocab = model.backbone.config.vocab_size
+
+    def always_eos(input_ids, attention_mask=None, positions=None):
+        logits = torch.zeros(int(positions.sum()), vocab)  # (N, V) packed, as the real forward
+        logits[:, model.eos_token_id] = 1.0
+        return logits
+
+    model.forward = always_eos
+    cells = fill_accuracy(model, rates=(0.5, 1.0), n=2)
+    assert all(c.content == 0.0 and c.eos == 1.0 for c in cells)
