@@ -35,8 +35,14 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
-def load_eval_model(model: str, adapter: str | None = None, **load_kwargs: Any) -> Any:
-    """Load ``model`` with :func:`tabom.models.load` and apply ``adapter`` when given."""
+def load_eval_model(model: str, adapter: str | None = None, *, merge: bool = True, **load_kwargs: Any) -> Any:
+    """Load ``model`` with :func:`tabom.models.load` and apply ``adapter`` when given.
+
+    With ``merge`` (the default) the LoRA update is folded into the base weights (W + scaling B A,
+    PEFT's ``merge_and_unload``): the same function, one matmul per layer instead of three, so
+    decoding runs at the base model's speed (on the tiny model on a CPU, about half the time of
+    the unmerged adapter). ``merge=False`` keeps the PEFT wrapper (to switch it off and on).
+    """
     from tabom.models import load  # noqa: PLC0415
 
     if adapter is not None and not is_adapter_dir(adapter):
@@ -48,6 +54,10 @@ def load_eval_model(model: str, adapter: str | None = None, **load_kwargs: Any) 
 
     out = load_adapter(lm, adapter)
     lm = lm if out is None else out
+    if merge:
+        from tabom.models.adapters import merge_adapter  # noqa: PLC0415
+
+        lm = merge_adapter(lm)
     lm.name = f"{getattr(lm, 'name', model)}+{adapter}"
     return lm.eval()
 
