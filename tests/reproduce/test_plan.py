@@ -45,7 +45,8 @@ def test_mode_defaults_and_knobs() -> None:
     assert quick.sweep_domain is None and quick.ablation_domain == "math" and quick.train_steps == 50
     full = make_plan(False, seeds=2, n_eval=7)
     assert full.domains == ("math", "code") and full.seeds == (0, 1) and full.n_eval == 7
-    assert full.train_steps is None and full.grid_domain == "math" and full.sweep_domain == "math"
+    assert full.train_steps == 150 and full.grid_domain == "math" and full.sweep_domain == "math"
+    assert (full.n_train, full.n_tds) == (500, 16) and make_plan(False).n_eval == 36
     assert full.eval_families("code") == ["code_trace", "code_func", "math_chain", "math_linear",
                                           "ood_format", "ood_string"]
 
