@@ -165,7 +165,8 @@ class Reproduction:
         """The recipe overrides of one run: output folder, seed, model, data, step count, logging (+ objective fields)."""
         out = self.store.run_dir(domain, run.key, seed)
         items = [f"out={json.dumps(str(out))}", f"seed={seed}", f"model={json.dumps(self.plan.model)}", "report_to=[]",
-                 "log_every=1"]  # logging only: one metrics.jsonl line per step for the loss curves
+                 "log_every=1",  # logging only: one metrics.jsonl line per step for the loss curves
+                 "threads=0"]  # train on the threads `tabom reproduce --threads` set, not the recipe's 1
         if self.plan.train_steps is not None:
             items.append(f"max_steps={self.plan.train_steps}")
         if run.data == "gt":

@@ -117,13 +117,25 @@ def _mean_metrics(acc: Any, sums: dict[str, torch.Tensor], count: int) -> dict[s
 
 
 def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
-    """Run (or resume) the training described by ``cfg``; returns the run folder ``cfg.out``."""
+    """Run (or resume) the training described by ``cfg``; returns the run folder ``cfg.out``.
+
+    ``cfg.threads`` (when not 0) holds only while training: the caller's torch thread count is
+    restored afterwards, so a pipeline that evaluates next is not left on the recipe's count.
+    """
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, resume, console)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
     from accelerate import Accelerator
 
     from tabom.objectives import get_objective
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     acc = Accelerator(mixed_precision=resolve_precision(cfg.precision), cpu=not torch.cuda.is_available())
     rank, world = acc.process_index, acc.num_processes
     run_dir = Path(cfg.out)

@@ -133,3 +133,17 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path: Path, traj_file: Path) 
     train(cfg, resume=True, console=False)
     assert (run / "final" / "trainer_state.json").stat().st_mtime_ns == before
     assert not (run / "epoch_1").exists()  # max_steps 2 stops inside epoch 1 (3 batches)
+
+
+def test_the_recipe_thread_count_holds_only_while_training(tmp_path, traj_file, monkeypatch):
+    """A pipeline that evaluates after training must not be left on the recipe's 1 thread."""
+    import torch
+
+    from tabom.training.trainer import train
+
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n))[1])
+    real(2)
+    train(tiny_config(tmp_path / "run", traj_file, "nelbo", max_steps=1, threads=1), console=False)
+    assert seen == [1, 2] and torch.get_num_threads() == 2
