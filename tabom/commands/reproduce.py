@@ -1,6 +1,6 @@
 """`tabom reproduce`: the paper's experiments on the tiny model, cached and resumable, with a report.
 
-    tabom reproduce --quick --out runs/repro_quick          # math only, one seed (about 15 min on 2 CPUs)
+    tabom reproduce --quick --out runs/repro_quick          # math only, one seed (about 11 min on 2 CPUs)
     tabom reproduce --seeds 3 --out runs/repro              # both domains, ablation, grid, window sweep
     tabom reproduce --quick --n-train 8 --n-eval 4 --train-steps 3 --gen-length 16 --model /tmp/tiny
 
