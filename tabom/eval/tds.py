@@ -116,23 +116,10 @@ def write_csv(results: Sequence[TDSResult], path: str | Path) -> Path:
 
 def plot_curves(results: Sequence[TDSResult], path: str | Path, title: str = "Trajectory Discrimination Score") -> Path:
     """One line per model, TDS against decoding step (as the paper's Figure 2), saved as PNG."""
-    import matplotlib  # noqa: PLC0415
+    from tabom.plotting import line_plot  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    lines = []
     for r in results:
         steps = [i for i, v in enumerate(r.curve) if not math.isnan(v)]
-        ax.plot(steps, [r.curve[i] for i in steps], label=f"{r.label} (TDS {r.scalar:.3g})", linewidth=1.6)
-    ax.set_xlabel("decoding step")
-    ax.set_ylabel("variance of masked-token entropy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+        lines.append((steps, [r.curve[i] for i in steps], f"{r.label} (TDS {r.scalar:.3g})", {"linewidth": 1.6}))
+    return line_plot(path, lines, xlabel="decoding step", ylabel="variance of masked-token entropy", title=title)

@@ -29,24 +29,12 @@ def plot_losses(training: dict[str, dict[str, Any]], path: Path, domain: str) ->
             series.append((label, first["steps"], first["loss"]))
     if not series:
         return None
-    import matplotlib  # noqa: PLC0415
+    from tabom.plotting import line_plot  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for label, steps, loss in series:
-        ax.plot(steps, loss, label=label, linewidth=1.4, marker="o" if len(steps) < 20 else None, markersize=3)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (objective-specific)")
-    ax.set_title(f"Training loss, {domain}-trained runs (first seed)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    lines = [(steps, loss, label, {"linewidth": 1.4, "marker": "o" if len(steps) < 20 else None, "markersize": 3})
+             for label, steps, loss in series]
+    return line_plot(path, lines, xlabel="optimizer step", ylabel="training loss (objective-specific)",
+                     title=f"Training loss, {domain}-trained runs (first seed)", dpi=110)
 
 
 def plot_tds(rows: dict[str, dict[str, Any]], path: Path, domain: str) -> Path | None:

@@ -120,7 +120,7 @@ class Store:
     def compute_seconds(self) -> float:
         """Seconds of every finished step in the folder, whichever invocation ran it (from the markers)."""
         total = 0.0
-        for marker in [*self.root.rglob("*" + MARKER)]:
+        for marker in self.root.rglob("*" + MARKER):
             try:
                 total += float(read_json(marker).get("seconds") or 0.0)
             except (ValueError, OSError, TypeError):
