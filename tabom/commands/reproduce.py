@@ -21,7 +21,7 @@ import typer
 def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Math only, one seed, small sets, no grid or sweep."),
     seeds: Optional[int] = typer.Option(None, help="Training seeds per method (default 1 with --quick, else 3)."),
-    out: Path = typer.Option(Path("runs/reproduce"), help="Reproduction folder (artifacts, report.md, results.json)."),
+    out: Optional[Path] = typer.Option(None, help="Reproduction folder (artifacts, report.md, results.json); default runs/reproduce, or runs/reproduce_quick with --quick so a quick run never replaces a full run's steps."),
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local model folder."),
     n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 500 full)."),
     n_eval: Optional[int] = typer.Option(None, help="Test/val problems per family (default 16 quick, 36 full)."),
@@ -52,6 +52,7 @@ def reproduce(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     command = "tabom reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
+    out = out or Path("runs/reproduce_quick" if quick else "runs/reproduce")
     repro = Reproduction(plan, out, echo=typer.echo, command=command)
     results = repro.run()
     typer.echo(f"{out / 'report.md'}: written ({len(repro.store.ran())} steps ran, "

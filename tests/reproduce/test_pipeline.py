@@ -143,3 +143,30 @@ def test_no_correct_trajectories_is_a_clear_error(quick_plan: Any, tmp_path: Pat
     with pytest.raises(RuntimeError, match=r"no trajectories kept \(0 correct of 4\)"):
         Reproduction(plan, tmp_path).trajectories("math")
     assert not (tmp_path / "trajectories" / "math.jsonl.done").exists()
+
+
+def test_quick_and_full_default_to_different_folders(monkeypatch: Any, tmp_path: Path) -> None:
+    """A quick run with no --out must not land in (and replace the steps of) the full run's folder."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import tabom.reproduce.pipeline as pipeline
+    from tabom.cli import app
+
+    seen: list[Path] = []
+
+    class Fake:
+        def __init__(self, plan: Any, out: Path, **kwargs: Any) -> None:
+            seen.append(Path(out))
+            self.store = SimpleNamespace(ran=lambda: [], log=[])
+
+        def run(self) -> dict[str, Any]:
+            return {}
+
+    monkeypatch.setattr(pipeline, "Reproduction", Fake)
+    monkeypatch.chdir(tmp_path)
+    for args in (["reproduce", "--quick"], ["reproduce"], ["reproduce", "--quick", "--out", "x"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert seen == [Path("runs/reproduce_quick"), Path("runs/reproduce"), Path("x")]
