@@ -9,6 +9,12 @@ characters ("content") and EOS padding. At t = 0.1 this measures local competenc
 format, single digits); at t = 1.0 the answer is predicted from the prompt alone in one shot.
 Full-answer accuracy needs nearly every character right, so it stays near zero until content
 accuracy is high: watch this number while a pre-training run goes. Validation split only.
+
+It also prints the mean attention entropy of every layer (nats, over the heads and the
+non-padding query positions, response fully masked). Near 0 means each head puts all its weight
+on a single key: attention entropy collapse, which stalled the first tiny pre-training runs at a
+peak learning rate of 3e-3 (docs/tiny_model.md). Healthy heads sit well above 1 nat early in
+training.
 """
 
 from __future__ import annotations
@@ -56,6 +62,37 @@ def fill_accuracy(model: DiffusionLM, rates: tuple[float, ...] = (0.1, 0.5, 1.0)
     return out
 
 
+def attention_entropy(model: DiffusionLM, n: int = 8, gen_length: int = 64, seed: int = 0) -> list[float]:
+    """Mean attention entropy per layer (nats) on `n` val problems per family, response masked.
+
+    Each query's attention distribution over keys (B, heads, L, L) has entropy
+    -sum_k a log a; this averages it over heads and the real (non-padding) query positions of
+    every row. Uses eager attention for the one forward (SDPA does not return weights) and puts
+    the model's attention implementation back afterwards.
+    """
+    from tabom.tasks import mixture
+    from tabom.training.pretrain import collate, response_ids
+
+    problems = mixture("val", n, seed=seed)
+    pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, gen_length)) for p in problems]
+    input_ids, attention_mask, response_mask = collate(model, pairs)  # (B, L) each
+    noised = input_ids.masked_fill(response_mask, model.mask_token_id)
+    backbone = model.backbone
+    before = backbone.config._attn_implementation
+    backbone.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            out = backbone.get_decoder()(input_ids=noised, attention_mask=attention_mask.to(torch.long),
+                                         output_attentions=True)
+    finally:
+        backbone.set_attn_implementation(before)
+    result = []
+    for weights in out.attentions:  # (B, heads, L, L) each
+        ent = -(weights * weights.clamp_min(1e-12).log()).sum(-1)  # (B, heads, L)
+        result.append(float(ent.mean(1)[attention_mask].mean()))
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="'tiny' or tiny checkpoint folders")
@@ -69,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         model = load(name, device="cpu")
         cells = [f"t={r.rate:g}: content {r.content:.2f} (n={r.n_content}), eos {r.eos:.2f}"
                  for r in fill_accuracy(model, n=args.n)]
-        print(f"{name}: " + " | ".join(cells))
+        ent = " ".join(f"{e:.2f}" for e in attention_entropy(model))
+        print(f"{name}: " + " | ".join(cells) + f" | attention entropy per layer: {ent}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The fill-in probe: fractions per mask rate, deterministic, and it tells a trained model from a random one."""
+"""The fill-in probe: fractions per mask rate, deterministic, and it tells a trained model from a random one;
+the attention-entropy probe tells diffuse heads from collapsed ones."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 
 from tabom.models import build_tiny
-from tabom.training.probe import fill_accuracy
+from tabom.training.probe import attention_entropy, fill_accuracy
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
              intermediate_size=64, max_position_embeddings=256)
@@ -37,3 +38,18 @@ def test_a_model_that_always_says_eos_gets_every_eos_and_no_content():
     model.forward = always_eos
     cells = fill_accuracy(model, rates=(0.5, 1.0), n=2)
     assert all(c.content == 0.0 and c.eos == 1.0 for c in cells)
+
+
+def test_attention_entropy_is_high_at_init_and_near_zero_when_the_logits_blow_up():
+    torch.set_num_threads(1)
+    model = build_tiny(seed=0, **SMALL).eval()
+    fresh = attention_entropy(model, n=2)
+    assert len(fresh) == SMALL["num_hidden_layers"]
+    # At init the query/key logits are small: attention is close to uniform over ~100 keys.
+    assert all(e > 2.0 for e in fresh), fresh
+    assert model.backbone.config._attn_implementation == "sdpa"  # restored after the eager forward
+    with torch.no_grad():  # huge query weights: every head puts all its weight on one key
+        for layer in model.backbone.model.layers:
+            layer.self_attn.q_proj.weight.mul_(1e4)
+    collapsed = attention_entropy(model, n=2)
+    assert all(e < 0.3 for e in collapsed), collapsed
