@@ -92,8 +92,9 @@ def test_resume_without_state_is_a_clear_error(tmp_path) -> None:
                  progress=False, resume=True)
 
 
-def test_cli_defaults_match_the_config_that_made_the_shipped_model():
-    """`tabom pretrain` with no options must be PretrainConfig() (the documented re-create command)."""
+def test_cli_defaults_match_pretrain_config_defaults():
+    """`tabom pretrain` with no options must be PretrainConfig(), so the documented commands (which
+    name only the options that differ from the defaults) mean what they say."""
     import inspect
 
     from tabom.commands.pretrain import pretrain as command
