@@ -20,12 +20,20 @@ def pretrain(
     save_every: int = typer.Option(0, help="Every k steps save out/step_<k> and the resume state (0: final only)."),
     resume: bool = typer.Option(False, help="Continue from out/resume after a kill (same settings), or extend a finished run with a larger --steps."),
     init: Optional[Path] = typer.Option(None, help="Start from this tiny checkpoint's weights (a second training stage)."),
+    device: str = typer.Option("cpu", help="Where to train: cpu, cuda, cuda:1, ..."),
+    hidden_size: Optional[int] = typer.Option(None, help="Model width (default: TinyConfig's, 192)."),
+    layers: Optional[int] = typer.Option(None, help="Transformer layers (default: TinyConfig's, 4)."),
+    heads: Optional[int] = typer.Option(None, help="Attention heads, also the key/value heads (default 4)."),
+    intermediate_size: Optional[int] = typer.Option(None, help="MLP width (default: TinyConfig's, 512)."),
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
     from tabom.training.pretrain import PretrainConfig, pretrain as run
 
+    shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
+             "num_key_value_heads": heads, "intermediate_size": intermediate_size}
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                          n_per_family=n_per_family, gen_length=gen_length, seed=seed, threads=threads,
-                         save_every=save_every, init=str(init) if init else None)
+                         save_every=save_every, init=str(init) if init else None, device=device,
+                         model={k: v for k, v in shape.items() if v is not None})
     run(cfg, resume=resume)
     typer.echo(f"saved {out}")

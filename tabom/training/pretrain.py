@@ -42,6 +42,10 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
+    device: str = "cpu"
+    """Where to train ("cpu", "cuda", "cuda:1", ...). The data order and the masking draws come
+    from CPU generators on every device; only the arithmetic differs, so a GPU run reproduces a
+    GPU run of the same kind up to floating-point non-determinism, not a CPU run bit for bit."""
     save_every: int = 0
     """Every k steps save a snapshot to `out/step_<k>` and the resume state to `out/resume`
     (0: only the final model)."""
@@ -175,6 +179,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
             raise ValueError(f"{cfg.init}: init: not a tiny checkpoint (family {model.family!r})")
     else:
         model = build_tiny(seed=cfg.seed, **cfg.model)
+    model.backbone.to(cfg.device)
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
     pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, cfg.gen_length)) for p in problems]
     lengths = [len(p) for p, _ in pairs]
@@ -205,7 +210,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
             if len(order) < cfg.batch_size:
                 order = bucketed_order(lengths, cfg.batch_size, rng)
             batch = [pairs[order.pop()] for _ in range(cfg.batch_size)]
-            input_ids, attention_mask, response_mask = collate(model, batch)
+            input_ids, attention_mask, response_mask = (
+                t.to(cfg.device) for t in collate(model, batch))
             batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
                                      torch.full_like(input_ids, -1), model.mask_token_id)
             noised = make_nelbo_inputs(batch_t, gen)

@@ -101,8 +101,31 @@ def test_cli_defaults_match_pretrain_config_defaults():
 
     defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
     cfg = PretrainConfig()
-    for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every"):
+    for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every",
+                 "device"):
         assert defaults[name] == getattr(cfg, name), name
+
+
+def test_cli_shape_options_build_that_model(tmp_path) -> None:
+    """--hidden-size/--layers/--heads/--intermediate-size reach the saved config; unset ones keep
+    TinyConfig's defaults."""
+    from typer.testing import CliRunner
+
+    from tabom.cli import app
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(out), "--steps", "2", "--batch-size", "4",
+                                      "--n-per-family", "4", "--hidden-size", "32", "--layers", "2",
+                                      "--heads", "2", "--intermediate-size", "64"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"],
+            config["num_key_value_heads"], config["intermediate_size"]) == (32, 2, 2, 2, 64)
+    assert config["max_position_embeddings"] == 512
+    saved = json.loads((out / "pretrain_config.json").read_text())
+    assert saved["model"] == {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                              "num_key_value_heads": 2, "intermediate_size": 64}
+    assert saved["device"] == "cpu"
 
 
 def test_bucketed_order_covers_every_example_once_in_length_sorted_batches():
