@@ -40,6 +40,10 @@ class PretrainConfig:
     gen_length: int = 64
     n_per_family: int = 7000
     seed: int = 0
+    drill: int = 0
+    """Arithmetic drill pairs ("13-6=" -> "7") added to the mixture (`tabom.tasks.drill`): the
+    answers' chains let a masked result be copied from its twin, so without a drill the model
+    learns to copy, not to compute (docs/tiny_model.md)."""
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
     device: str = "cpu"
@@ -56,8 +60,8 @@ class PretrainConfig:
     model of seed `seed`; the optimizer, data order and schedule start anew."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.gen_length < 2:
-            raise ValueError("steps, batch_size must be >= 1 and gen_length >= 2")
+        if self.steps < 1 or self.batch_size < 1 or self.gen_length < 2 or self.drill < 0:
+            raise ValueError("steps, batch_size must be >= 1, gen_length >= 2, drill >= 0")
         if self.init is not None and self.model:
             raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
 
@@ -68,6 +72,17 @@ def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
     if len(ids) >= gen_length:
         raise ValueError(f"answer of {len(ids)} tokens does not fit gen_length={gen_length}: {text!r}")
     return ids + [model.eos_token_id] * (gen_length - len(ids))
+
+
+def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, response ids of gen_length) for every family's training problems (their
+    native answers), then `cfg.drill` arithmetic drill pairs."""
+    from tabom.tasks import mixture
+    from tabom.tasks.drill import arithmetic_drill
+
+    problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
+    texts = [(p.prompt, p.native) for p in problems] + arithmetic_drill(cfg.drill, cfg.seed)
+    return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
 
 
 def collate(
@@ -164,7 +179,6 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     from tabom.models.tiny import build_tiny
     from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
     from tabom.objectives.types import ObjectiveBatch
-    from tabom.tasks import mixture
     from tabom.progress import progress_bar
     from tabom.training.logger import truncate_step_log
 
@@ -180,8 +194,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     else:
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
-    problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
-    pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, cfg.gen_length)) for p in problems]
+    pairs = training_pairs(model, cfg)
     lengths = [len(p) for p, _ in pairs]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -7,7 +7,7 @@ import json
 import torch
 
 from tabom.models import load
-from tabom.training.pretrain import PretrainConfig, collate, pretrain, response_ids
+from tabom.training.pretrain import PretrainConfig, collate, pretrain, response_ids, training_pairs
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
              intermediate_size=64, max_position_embeddings=256)
@@ -102,7 +102,7 @@ def test_cli_defaults_match_pretrain_config_defaults():
     defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
     cfg = PretrainConfig()
     for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every",
-                 "device"):
+                 "device", "drill"):
         assert defaults[name] == getattr(cfg, name), name
 
 
@@ -165,3 +165,17 @@ def test_init_starts_from_the_checkpoint_and_a_finished_run_extends_with_resume(
     assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), frozen.state_dict().values()))
     with pytest.raises(ValueError, match="init"):
         PretrainConfig(init=str(tmp_path / "a"), model=SMALL)
+
+
+def test_training_pairs_append_the_drill_after_the_families() -> None:
+    from tabom.models.tiny import build_tiny
+    from tabom.tasks.drill import arithmetic_drill
+
+    model = build_tiny(**SMALL)
+    plain = training_pairs(model, PretrainConfig(n_per_family=5))
+    drilled = training_pairs(model, PretrainConfig(n_per_family=5, drill=7))
+    assert len(plain) == 30 and len(drilled) == 37
+    assert drilled[:30] == plain
+    for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(7, seed=0)):
+        assert prompt == model.encode_prompt(q)
+        assert answer == response_ids(model, a, 64)
