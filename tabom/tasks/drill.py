@@ -1,4 +1,4 @@
-"""Arithmetic drill: bare "13-6=" -> "7" pairs added to the tiny model's pre-training mixture.
+"""Arithmetic drill: the facts inside the training answers, as bare pairs ("13-6=" -> "7").
 
 Why: in the families' chain-of-thought answers every intermediate result also appears as the next
 line's operand (and the last one in the "#### " line), so under masked-diffusion training a
@@ -7,46 +7,60 @@ to *compute* (all copies masked, the operands visible) is rare. A 5M-parameter m
 way fills masked answers well (88% of content tokens at t=0.1) yet gets "13-6=" right about one
 time in ten, on training problems too (docs/tiny_model.md). A drill pair has nothing to copy.
 
-The drill covers the operations the families use: + and - (first operand -20..200, second
-0..99), * by 2..9, exact / by 2..9, // and % by 1..9, and the comparisons code_trace prints
-("18>9" -> "True"). It is pre-training data only: not a task family, never evaluated. A real LM
-learns arithmetic from its corpus in the same way.
+The facts are taken from the *training* answers given (every "a OP b=c" with OP in + - * / // %,
+and every "a CMP b True|False" that code_trace prints), each checked by recomputing it, then
+sampled with replacement: the drill teaches exactly the arithmetic the training data already
+contains, no more, in a form without twins. It is pre-training data only: not a task family,
+never evaluated.
 """
 
 from __future__ import annotations
 
+import operator
 import random
+import re
+from collections.abc import Sequence
 
-OPS = ("+", "-", "*", "/", "//", "%", "cmp")
-COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+_NUM = r"-?\d+"
+BINARY = re.compile(rf"(?<![\d)])({_NUM})(//|[+\-*/%])({_NUM})=({_NUM})(?!\d)")
+COMPARE = re.compile(rf"(?<![\d)])({_NUM})(<=|>=|==|!=|<|>)({_NUM}) (True|False)")
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv,
+          "%": operator.mod}
+_CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+        "==": operator.eq, "!=": operator.ne}
 
 
-def _one(rng: random.Random) -> tuple[str, str]:
-    op = rng.choice(OPS)
-    if op in ("+", "-"):
-        a, b = rng.randint(-20, 200), rng.randint(0, 99)
-        return f"{a}{op}{b}=", str(a + b if op == "+" else a - b)
-    if op == "*":
-        a, b = rng.randint(0, 99), rng.randint(2, 9)
-        return f"{a}*{b}=", str(a * b)
+def _true(a: int, op: str, b: int, c: int) -> bool:
     if op == "/":
-        b = rng.randint(2, 9)
-        q = rng.randint(0, 200 // b)
-        return f"{q * b}/{b}=", str(q)
-    if op in ("//", "%"):
-        a, b = rng.randint(0, 99), rng.randint(1, 9)
-        return f"{a}{op}{b}=", str(a // b if op == "//" else a % b)
-    a, b, cmp = rng.randint(0, 20), rng.randint(0, 20), rng.choice(COMPARISONS)
-    truth = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[cmp]
-    return f"{a}{cmp}{b}", str(truth)
+        return b != 0 and a == b * c
+    if op in ("//", "%") and b == 0:
+        return False
+    return _ARITH[op](a, b) == c
 
 
-def arithmetic_drill(n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` (prompt, answer) pairs, e.g. ("13-6=", "7"), ("18>9", "True"); same seed, same pairs.
+def answer_facts(answers: Sequence[str]) -> list[tuple[str, str]]:
+    """Every checked arithmetic fact in `answers`, in order: ("13-6=", "7"), ("18>9", "True")."""
+    facts: list[tuple[str, str]] = []
+    for text in answers:
+        for match in BINARY.finditer(text):
+            a, op, b, c = match.groups()
+            if _true(int(a), op, int(b), int(c)):
+                facts.append((f"{a}{op}{b}=", c))
+        for match in COMPARE.finditer(text):
+            a, op, b, truth = match.groups()
+            if str(_CMP[op](int(a), int(b))) == truth:
+                facts.append((f"{a}{op}{b}", truth))
+    return facts
 
-    Pairs may repeat (the space of small facts is finite; repetition is what a drill is).
-    """
+
+def arithmetic_drill(answers: Sequence[str], n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (prompt, answer) pairs drawn with replacement from `answer_facts(answers)`; seeded."""
     if n < 0:
         raise ValueError(f"drill: n must be >= 0, got {n}")
+    if n == 0:
+        return []
+    facts = answer_facts(answers)
+    if not facts:
+        raise ValueError("drill: the answers hold no arithmetic facts to drill")
     rng = random.Random(f"drill-{seed}")
-    return [_one(rng) for _ in range(n)]
+    return [facts[rng.randrange(len(facts))] for _ in range(n)]

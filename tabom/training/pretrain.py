@@ -41,7 +41,8 @@ class PretrainConfig:
     n_per_family: int = 7000
     seed: int = 0
     drill: int = 0
-    """Arithmetic drill pairs ("13-6=" -> "7") added to the mixture (`tabom.tasks.drill`): the
+    """Arithmetic drill pairs ("13-6=" -> "7", facts taken from the training answers) added to
+    the mixture (`tabom.tasks.drill`): the
     answers' chains let a masked result be copied from its twin, so without a drill the model
     learns to copy, not to compute (docs/tiny_model.md)."""
     threads: int = 2
@@ -76,12 +77,13 @@ def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
 
 def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, response ids of gen_length) for every family's training problems (their
-    native answers), then `cfg.drill` arithmetic drill pairs."""
+    native answers), then `cfg.drill` arithmetic drill pairs drawn from those answers."""
     from tabom.tasks import mixture
     from tabom.tasks.drill import arithmetic_drill
 
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
-    texts = [(p.prompt, p.native) for p in problems] + arithmetic_drill(cfg.drill, cfg.seed)
+    texts = [(p.prompt, p.native) for p in problems]
+    texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed)
     return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
 
 

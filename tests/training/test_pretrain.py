@@ -176,6 +176,9 @@ def test_training_pairs_append_the_drill_after_the_families() -> None:
     drilled = training_pairs(model, PretrainConfig(n_per_family=5, drill=7))
     assert len(plain) == 30 and len(drilled) == 37
     assert drilled[:30] == plain
-    for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(7, seed=0)):
+    from tabom.tasks import mixture
+
+    natives = [p.native for p in mixture("train", 5, seed=0)]
+    for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(natives, 7, seed=0), strict=True):
         assert prompt == model.encode_prompt(q)
         assert answer == response_ids(model, a, 64)
