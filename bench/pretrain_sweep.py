@@ -6,7 +6,10 @@ Meant for a GPU (every config runs as its own `tabom pretrain` process on the sa
 runs anywhere; `--smoke` swaps in test-sized shapes and a few seconds of budget to check the
 script itself on a CPU.
 
-    python bench/pretrain_sweep.py --device cuda --budget-s 360 --out runs/sweep
+    python bench/pretrain_sweep.py --device cuda --budget-s 300 --out runs/sweep --export $OUT
+
+Without `--only` it runs DEFAULT_RUN. The 2026-11-29 sweep (docs/benchmarks.md, docs/tiny_model.md)
+was `--only base_b128,w256_l6,w256_l8,w256_l6_lr5e4_b256 --budget-s 300` on one H200.
 
 Each config first times 60 steps of its own recipe (a throwaway run), sets `--steps` to what fits
 the budget (rounded down to 500), then runs the exact `tabom pretrain` command, which is written
@@ -37,6 +40,14 @@ CONFIGS: dict[str, list[str]] = {
     "w256_l6_lr5e4_b256": ["--batch-size", "256", "--hidden-size", "256",
                            "--layers", "6", "--intermediate-size", "768", "--lr", "5e-4"],
 }
+CONFIGS.update({
+    # Next: the arithmetic drill (tabom.tasks.drill) with the large batches a GPU makes free.
+    "base_b512_drill": ["--batch-size", "512", "--drill", "60000"],
+    "base_b512": ["--batch-size", "512"],
+    "w256_l6_b512_drill": ["--batch-size", "512", "--drill", "60000", "--hidden-size", "256",
+                           "--layers", "6", "--intermediate-size", "768", "--lr", "5e-4"],
+})
+DEFAULT_RUN = ("base_b512_drill", "base_b512", "w256_l6_b512_drill")
 SMOKE_SHAPE = ["--hidden-size", "32", "--layers", "2", "--heads", "2", "--intermediate-size", "64",
                "--n-per-family", "40", "--batch-size", "8"]
 
@@ -96,14 +107,17 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=360.0, help="training seconds per config")
     ap.add_argument("--round", type=int, default=500, help="steps are a multiple of this")
     ap.add_argument("--limit", type=int, default=200, help="problems per family in each split")
-    ap.add_argument("--only", default="", help="comma-separated config names (default: all)")
+    ap.add_argument("--only", default=",".join(DEFAULT_RUN), help="comma-separated config names")
     ap.add_argument("--export", type=Path, default=None,
                     help="copy summary.json and the best models (by mean val accuracy on the math and "
                          "code families) here as .tar.gz cut into 15 MB parts")
     ap.add_argument("--export-top", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="test-sized shapes (checks the script)")
     args = ap.parse_args()
-    configs = {k: v for k, v in CONFIGS.items() if not args.only or k in args.only.split(",")}
+    unknown = set(args.only.split(",")) - set(CONFIGS)
+    if unknown and not args.smoke:
+        ap.error(f"--only: unknown configs {sorted(unknown)}; known: {sorted(CONFIGS)}")
+    configs = {k: v for k, v in CONFIGS.items() if k in args.only.split(",")}
     if args.smoke:
         configs = {f"smoke{i}": SMOKE_SHAPE for i in range(2)}
     args.out.mkdir(parents=True, exist_ok=True)

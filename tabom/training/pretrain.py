@@ -7,7 +7,7 @@ p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response
 The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
 does, so the model learns to end).
 
-    tabom pretrain --out tabom/assets/tiny --seed 0 --lr 3e-3   # re-creates the shipped model
+    tabom pretrain --out tabom/assets/tiny --device cuda --batch-size 128 --steps 4000   # the shipped model
 """
 
 from __future__ import annotations
