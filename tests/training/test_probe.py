@@ -53,3 +53,47 @@ def test_attention_entropy_is_high_at_init_and_near_zero_when_the_logits_blow_up
             layer.self_attn.q_proj.weight.mul_(1e4)
     collapsed = attention_entropy(model, n=2)
     assert all(e < 0.3 for e in collapsed), collapsed
+
+
+def test_twin_free_masks_hide_the_result_and_every_later_digit() -> None:
+    from tabom.training.probe import twin_free_masks
+
+    assert twin_free_masks("3+4=7\n7*2=14\n#### 14") == [(4, 5, [4, 6, 8, 10, 11, 18, 19]),
+                                                         (10, 12, [10, 11, 18, 19])]
+    answer = "a=10\n10<4 False\na=10*2=20\n#### 20"
+    (s1, e1, m1), (s2, e2, m2) = twin_free_masks(answer)
+    assert answer[s1:e1] == "False" and answer[s2:e2] == "20"
+    assert "".join(answer[q] for q in m1) == "False10220" + "20"
+    assert twin_free_masks("def f(a): return a+1") == []
+
+
+def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeypatch) -> None:
+    """A model that returns the unmasked truth computes every result; a random one almost none."""
+    from tabom.training import probe
+
+    model = build_tiny(seed=0, **SMALL)
+    random_scores = probe.compute_accuracy(model, n=6)
+    assert set(random_scores) == {"math_chain", "math_linear", "code_trace"}
+    assert all(0.0 <= v < 0.5 for v in random_scores.values()), random_scores
+
+    from tabom.training import pretrain
+
+    truth: dict[str, torch.Tensor] = {}
+    real_collate = pretrain.collate
+
+    def recording_collate(m, pairs):
+        out = real_collate(m, pairs)
+        truth["ids"] = out[0]
+        return out
+
+    monkeypatch.setattr("tabom.training.pretrain.collate", recording_collate)
+    vocab = model.vocab_size
+
+    class Oracle:
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def __call__(self, input_ids, attention_mask=None):
+            return torch.nn.functional.one_hot(truth["ids"], vocab).float()  # (B, L, V)
+
+    assert probe.compute_accuracy(Oracle(), n=6) == {"math_chain": 1.0, "math_linear": 1.0, "code_trace": 1.0}
