@@ -26,27 +26,22 @@ import sys
 import time
 from pathlib import Path
 
+W256 = ["--hidden-size", "256", "--intermediate-size", "768"]
 CONFIGS: dict[str, list[str]] = {
     # The shipped shape (1.8M parameters), larger batches than on the CPU. (Data stay at 7,000
     # problems per family: code_func has only about 7,500 distinct training problems.)
     "base_b128": ["--batch-size", "128"],
     # Wider and deeper (about 5M parameters).
-    "w256_l6": ["--batch-size", "128", "--hidden-size", "256",
-                "--layers", "6", "--intermediate-size", "768"],
+    "w256_l6": ["--batch-size", "128", *W256, "--layers", "6"],
     # Deeper still (about 6.8M parameters, 27 MB in float32: the largest that ships under 30 MB).
-    "w256_l8": ["--batch-size", "128", "--hidden-size", "256",
-                "--layers", "8", "--intermediate-size", "768"],
+    "w256_l8": ["--batch-size", "128", *W256, "--layers", "8"],
     # The 5M shape with a lower peak learning rate and larger batches.
-    "w256_l6_lr5e4_b256": ["--batch-size", "256", "--hidden-size", "256",
-                           "--layers", "6", "--intermediate-size", "768", "--lr", "5e-4"],
-}
-CONFIGS.update({
+    "w256_l6_lr5e4_b256": ["--batch-size", "256", *W256, "--layers", "6", "--lr", "5e-4"],
     # Next: the arithmetic drill (tabom.tasks.drill) with the large batches a GPU makes free.
     "base_b512_drill": ["--batch-size", "512", "--drill", "60000"],
     "base_b512": ["--batch-size", "512"],
-    "w256_l6_b512_drill": ["--batch-size", "512", "--drill", "60000", "--hidden-size", "256",
-                           "--layers", "6", "--intermediate-size", "768", "--lr", "5e-4"],
-})
+    "w256_l6_b512_drill": ["--batch-size", "512", "--drill", "60000", *W256, "--layers", "6", "--lr", "5e-4"],
+}
 DEFAULT_RUN = ("base_b512_drill", "base_b512", "w256_l6_b512_drill")
 SMOKE_SHAPE = ["--hidden-size", "32", "--layers", "2", "--heads", "2", "--intermediate-size", "64",
                "--n-per-family", "40", "--batch-size", "8"]

@@ -42,9 +42,8 @@ class PretrainConfig:
     seed: int = 0
     drill: int = 0
     """Arithmetic drill pairs ("13-6=" -> "7", facts taken from the training answers) added to
-    the mixture (`tabom.tasks.drill`): the
-    answers' chains let a masked result be copied from its twin, so without a drill the model
-    learns to copy, not to compute (docs/tiny_model.md)."""
+    the mixture (`tabom.tasks.drill`): the answers' chains let a masked result be copied from its
+    twin, so without a drill the model learns to copy, not to compute (docs/tiny_model.md)."""
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
     device: str = "cpu"

@@ -131,11 +131,12 @@ def compute_accuracy(model: DiffusionLM, n: int = 50, gen_length: int = 64, seed
     for family in families:
         rows: list[tuple[list[int], list[int], list[int], list[int]]] = []  # prompt, answer, masked, result
         for problem in get_family(family).problems("val", n, seed):
-            answer = response_ids(model, problem.native, gen_length)
             if len(model.tokenizer.encode(problem.native, add_special_tokens=False)) != len(problem.native):
                 raise ValueError("compute_accuracy: needs a character tokenizer (one token per character)")
+            prompt = model.encode_prompt(problem.prompt)
+            answer = response_ids(model, problem.native, gen_length)
             for start, end, masked in twin_free_masks(problem.native):
-                rows.append((model.encode_prompt(problem.prompt), answer, masked, list(range(start, end))))
+                rows.append((prompt, answer, masked, list(range(start, end))))
         right = 0
         with torch.inference_mode():
             for b in range(0, len(rows), batch_size):
@@ -143,12 +144,14 @@ def compute_accuracy(model: DiffusionLM, n: int = 50, gen_length: int = 64, seed
                 input_ids, attention_mask, _ = collate(model, [(p, a) for p, a, _, _ in chunk])  # (B, L)
                 offset = input_ids.shape[1] - gen_length  # answers sit at the right end
                 noised = input_ids.clone()
-                for i, (_, _, masked, _) in enumerate(chunk):
+                scored = torch.zeros_like(input_ids, dtype=torch.bool)  # (B, L): result characters
+                for i, (_, _, masked, res) in enumerate(chunk):
                     noised[i, [offset + q for q in masked]] = model.mask_token_id
-                pred = model(noised, attention_mask).argmax(-1)  # (B, L)
-                for i, (_, _, _, res) in enumerate(chunk):
-                    idx = [offset + q for q in res]
-                    right += bool((pred[i, idx] == input_ids[i, idx]).all())
+                    scored[i, [offset + q for q in res]] = True
+                hit = model(noised, attention_mask, positions=scored).argmax(-1) == input_ids[scored]  # (N,)
+                # Packed row-major, so each row's result characters are one contiguous run.
+                for run in hit.split(scored.sum(dim=1).tolist()):
+                    right += bool(run.all())
         result[family] = right / len(rows) if rows else float("nan")
     return result
 

@@ -169,6 +169,7 @@ def test_init_starts_from_the_checkpoint_and_a_finished_run_extends_with_resume(
 
 def test_training_pairs_append_the_drill_after_the_families() -> None:
     from tabom.models.tiny import build_tiny
+    from tabom.tasks import mixture
     from tabom.tasks.drill import arithmetic_drill
 
     model = build_tiny(**SMALL)
@@ -176,8 +177,6 @@ def test_training_pairs_append_the_drill_after_the_families() -> None:
     drilled = training_pairs(model, PretrainConfig(n_per_family=5, drill=7))
     assert len(plain) == 30 and len(drilled) == 37
     assert drilled[:30] == plain
-    from tabom.tasks import mixture
-
     natives = [p.native for p in mixture("train", 5, seed=0)]
     for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(natives, 7, seed=0), strict=True):
         assert prompt == model.encode_prompt(q)

@@ -93,7 +93,7 @@ def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeyp
         def __getattr__(self, name):
             return getattr(model, name)
 
-        def __call__(self, input_ids, attention_mask=None):
-            return torch.nn.functional.one_hot(truth["ids"], vocab).float()  # (B, L, V)
+        def __call__(self, input_ids, attention_mask=None, positions=None):
+            return torch.nn.functional.one_hot(truth["ids"][positions], vocab).float()  # (N, V)
 
     assert probe.compute_accuracy(Oracle(), n=6) == {"math_chain": 1.0, "math_linear": 1.0, "code_trace": 1.0}
