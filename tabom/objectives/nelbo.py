@@ -10,6 +10,12 @@ divided by the row's number of response tokens, then averaged over rows::
 ``weighting="none"`` gives the release's ``diffusion`` schedule: plain CE averaged over all
 masked tokens of the batch. :func:`mask_uniform` is reused by pre-training (pass
 ``maskable = attention_mask`` when there is no prompt).
+
+``groups`` (pre-training only, not the paper's recipe) makes tokens of one group share their
+masking draw, so they are masked together; every token keeps the marginal rate ``p_mask``, so the
+``1 / p_mask`` weighting stays as it is. Pre-training groups every occurrence of a number in an
+answer (``tabom.training.pretrain.number_groups``): a masked result cannot then be copied from
+its twin on the next line (docs/tiny_model.md).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ def mask_uniform(
     mask_token_id: int,
     generator: torch.Generator | None,
     eps: float = 1e-3,
+    groups: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Forward process of masked diffusion with a per-row uniform time.
 
@@ -61,6 +68,9 @@ def mask_uniform(
         mask_token_id: id written at masked positions.
         generator: explicit RNG (its device is used for the draws).
         eps: floor of the masking probability.
+        groups: optional (B, L) long; positions of one row with the same id ``g >= 0`` are masked
+            together (one draw per group), ``-1`` draws alone. Without it the draws are exactly
+            those of the ungrouped process.
     Returns:
         ``(noised_ids (B, L) long, masked (B, L) bool, p_mask (B,) float32)`` with
         ``masked`` a subset of ``maskable``.
@@ -70,19 +80,31 @@ def mask_uniform(
     t = torch.rand(bsz, generator=generator, device=device).to(input_ids.device)  # (B,)
     p_mask = (1.0 - eps) * t + eps  # (B,)
     u = torch.rand(bsz, length, generator=generator, device=device).to(input_ids.device)  # (B, L)
+    if groups is not None:
+        if groups.shape != input_ids.shape:
+            raise ValueError(f"mask_uniform: groups: shape {tuple(groups.shape)} != input_ids {tuple(input_ids.shape)}")
+        n_groups = int(groups.max().item()) + 1 if groups.numel() else 0
+        if n_groups > 0:
+            g = groups.to(input_ids.device)
+            u_group = torch.rand(bsz, n_groups, generator=generator, device=device).to(input_ids.device)  # (B, G)
+            u = torch.where(g >= 0, u_group.gather(1, g.clamp_min(0)), u)  # (B, L)
     masked = (u < p_mask.unsqueeze(1)) & maskable  # (B, L)
     return apply_mask(input_ids, masked, mask_token_id), masked, p_mask
 
 
 def make_nelbo_inputs(
-    batch: BatchLike, generator: torch.Generator | None, cfg: NelboConfig | None = None
+    batch: BatchLike, generator: torch.Generator | None, cfg: NelboConfig | None = None,
+    groups: Tensor | None = None,
 ) -> NoisedBatch:
-    """Mask response tokens at a uniform per-row rate; the model scores the masked positions."""
+    """Mask response tokens at a uniform per-row rate; the model scores the masked positions.
+
+    ``groups`` (B, L) long: see :func:`mask_uniform` (pre-training's number grouping).
+    """
     cfg = cfg or NelboConfig()
     check_batch(batch)
     response = batch.response_mask & batch.attention_mask  # (B, L)
     noised_ids, masked, p_mask = mask_uniform(
-        batch.input_ids, response, batch.mask_token_id, generator, cfg.eps
+        batch.input_ids, response, batch.mask_token_id, generator, cfg.eps, groups=groups
     )
     bsz = batch.input_ids.shape[0]
     return NoisedBatch(

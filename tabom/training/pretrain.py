@@ -44,6 +44,10 @@ class PretrainConfig:
     """Arithmetic drill pairs ("13-6=" -> "7", facts taken from the training answers) added to
     the mixture (`tabom.tasks.drill`): the answers' chains let a masked result be copied from its
     twin, so without a drill the model learns to copy, not to compute (docs/tiny_model.md)."""
+    group_numbers: bool = False
+    """Mask every occurrence of a number in an answer together (`number_groups`): a masked result
+    then has no visible twin to copy from, so the model must compute it. Off by default (not
+    LLaDA's recipe; docs/tiny_model.md has what it was measured to do)."""
     threads: int = 2
     """torch CPU threads (0: torch's default)."""
     device: str = "cpu"
@@ -101,6 +105,44 @@ def collate(
         attn.append([False] * pad + [True] * (len(prompt) + len(answer)))
         resp.append([False] * (pad + len(prompt)) + [True] * len(answer))
     return torch.tensor(rows), torch.tensor(attn), torch.tensor(resp)
+
+
+def number_groups(ids: list[int], digit_ids: frozenset[int]) -> list[int]:
+    """Per token: the group of the number it belongs to, -1 for tokens outside numbers.
+
+    A number is a maximal run of digit tokens; runs spelling the same value share a group, so
+    ``7+5=12 / 12-3=9 / #### 9`` puts both ``12`` and both ``9`` in one group each. Groups are
+    numbered 0, 1, ... in order of first appearance.
+    """
+    groups, seen = [-1] * len(ids), {}
+    i = 0
+    while i < len(ids):
+        if ids[i] not in digit_ids:
+            i += 1
+            continue
+        j = i
+        while j < len(ids) and ids[j] in digit_ids:
+            j += 1
+        key = tuple(ids[i:j])
+        gid = seen.setdefault(key, len(seen))
+        groups[i:j] = [gid] * (j - i)
+        i = j
+    return groups
+
+
+def digit_token_ids(model: DiffusionLM) -> frozenset[int]:
+    """The ids of the single-character tokens ``0``..``9`` (the tiny model's char tokenizer)."""
+    ids = [model.tokenizer.encode(d, add_special_tokens=False) for d in "0123456789"]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError("group_numbers: needs a tokenizer with one token per digit (the tiny model's)")
+    return frozenset(i[0] for i in ids)
+
+
+def collate_groups(pairs: list[tuple[list[int], list[int]]], digit_ids: frozenset[int]) -> torch.Tensor:
+    """Number groups (B, L) long in `collate`'s layout: -1 on prompts and padding, the responses'
+    `number_groups` at the right end (every response has the same length)."""
+    width = max(len(p) for p, _ in pairs)
+    return torch.tensor([[-1] * width + number_groups(answer, digit_ids) for _, answer in pairs])
 
 
 def bucketed_order(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 16) -> list[int]:
@@ -196,6 +238,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
     pairs = training_pairs(model, cfg)
+    digits = digit_token_ids(model) if cfg.group_numbers else frozenset()
     lengths = [len(p) for p, _ in pairs]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -228,7 +271,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
                 t.to(cfg.device) for t in collate(model, batch))
             batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
                                      torch.full_like(input_ids, -1), model.mask_token_id)
-            noised = make_nelbo_inputs(batch_t, gen)
+            groups = collate_groups(batch, digits).to(cfg.device) if cfg.group_numbers else None
+            noised = make_nelbo_inputs(batch_t, gen, groups=groups)
             logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
             out_loss = nelbo_loss(logits, noised)
             for group in opt.param_groups:

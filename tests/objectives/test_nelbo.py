@@ -34,6 +34,27 @@ def test_mask_rate_follows_p_mask_and_eps_floor():
         assert torch.equal(noised == MASK, masked)
 
 
+def test_groups_mask_together_and_keep_the_marginal_rate():
+    """Tokens sharing a group id are masked together; each token still masked at rate p_mask; no
+    groups means the very same draws as before."""
+    length = 3000
+    ids = (torch.arange(length) + 100).unsqueeze(0)
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    groups = torch.full_like(ids, -1)
+    groups[0, : length // 2] = torch.arange(length // 2) // 3  # groups of three neighbours
+    for seed in range(5):
+        _, masked, p = mask_uniform(ids, maskable, MASK, gen(seed), eps=0.2, groups=groups)
+        triples = masked[0, : length // 2].view(-1, 3)
+        assert (triples.all(dim=1) | ~triples.any(dim=1)).all()
+        assert triples[:, 0].float().mean().item() == pytest.approx(p.item(), abs=0.07)
+        assert masked[0, length // 2:].float().mean().item() == pytest.approx(p.item(), abs=0.07)
+        _, plain, _ = mask_uniform(ids, maskable, MASK, gen(seed), eps=0.2)
+        _, none, _ = mask_uniform(ids, maskable, MASK, gen(seed), eps=0.2, groups=torch.full_like(ids, -1))
+        assert torch.equal(plain, none)
+    with pytest.raises(ValueError, match="groups: shape"):
+        mask_uniform(ids, maskable, MASK, gen(0), groups=groups[:, :5])
+
+
 def test_masking_is_reproducible_with_the_generator():
     batch = make_batch([[1, 2]], [[0, 1, 2, 3, 4, 5]])
     a = make_nelbo_inputs(batch, gen(7))

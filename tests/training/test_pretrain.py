@@ -7,7 +7,16 @@ import json
 import torch
 
 from tabom.models import load
-from tabom.training.pretrain import PretrainConfig, collate, pretrain, response_ids, training_pairs
+from tabom.training.pretrain import (
+    PretrainConfig,
+    collate,
+    collate_groups,
+    digit_token_ids,
+    number_groups,
+    pretrain,
+    response_ids,
+    training_pairs,
+)
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
              intermediate_size=64, max_position_embeddings=256)
@@ -102,7 +111,7 @@ def test_cli_defaults_match_pretrain_config_defaults():
     defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
     cfg = PretrainConfig()
     for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every",
-                 "device", "drill"):
+                 "device", "drill", "group_numbers"):
         assert defaults[name] == getattr(cfg, name), name
 
 
@@ -181,3 +190,60 @@ def test_training_pairs_append_the_drill_after_the_families() -> None:
     for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(natives, 7, seed=0), strict=True):
         assert prompt == model.encode_prompt(q)
         assert answer == response_ids(model, a, 64)
+
+
+def test_number_groups_tie_every_occurrence_of_a_value() -> None:
+    m = load("tiny")
+    digits = digit_token_ids(m)
+    text = "7+5=12\n12-3=9\n#### 9"
+    groups = number_groups(response_ids(m, text, 24), digits)
+    by_char = list(zip(text, groups))
+    # 7 -> 0, 5 -> 1, both 12s -> 2, 3 -> 3, both 9s -> 4; operators, newlines, EOS -> -1
+    assert [g for c, g in by_char if c.isdigit()] == [0, 1, 2, 2, 2, 2, 3, 4, 4]
+    assert all(g == -1 for c, g in by_char if not c.isdigit())
+    assert groups[len(text):] == [-1] * (24 - len(text))
+    # 12 and 1 / 2 are different numbers: runs, not single digits, are the unit
+    assert number_groups(response_ids(m, "12 1 2 12", 12), digits)[:9] == [0, 0, -1, 1, -1, 2, -1, 0, 0]
+
+
+def test_collate_groups_line_up_with_collate() -> None:
+    m = load("tiny")
+    digits = digit_token_ids(m)
+    pairs = [(m.encode_prompt("a"), response_ids(m, "3+3=6", 8)),
+             (m.encode_prompt("a longer prompt 12"), response_ids(m, "6", 8))]
+    ids, _, resp = collate(m, pairs)
+    groups = collate_groups(pairs, digits)
+    assert groups.shape == ids.shape
+    assert (groups[~resp] == -1).all()  # prompts (even their digits) and padding never grouped
+    assert groups[0, -8:].tolist() == [0, -1, 0, -1, 1, -1, -1, -1]
+
+
+def test_group_numbers_pretraining_runs_and_masks_twins_together(tmp_path, monkeypatch) -> None:
+    """With --group-numbers every batch's masking ties equal numbers: record the masks the
+    objective sees and check that no value is half masked."""
+    import tabom.objectives.nelbo as nelbo
+
+    seen = []
+    real = nelbo.mask_uniform
+
+    def recording(input_ids, maskable, mask_token_id, generator, eps=1e-3, groups=None):
+        out = real(input_ids, maskable, mask_token_id, generator, eps, groups=groups)
+        seen.append((groups, out[1]))
+        return out
+
+    monkeypatch.setattr(nelbo, "mask_uniform", recording)
+    cfg = PretrainConfig(out=str(tmp_path / "g"), steps=3, batch_size=8, n_per_family=8, warmup=1,
+                         model=SMALL, group_numbers=True)
+    pretrain(cfg, progress=False)
+    assert len(seen) == 3
+    tied = 0
+    for groups, masked in seen:
+        assert groups is not None
+        for b in range(groups.shape[0]):
+            for g in groups[b].unique().tolist():
+                if g < 0:
+                    continue
+                states = masked[b][groups[b] == g]
+                assert states.all() or not states.any()
+                tied += int(states.numel() > 1)
+    assert tied > 0
