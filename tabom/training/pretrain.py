@@ -138,11 +138,12 @@ def digit_token_ids(model: DiffusionLM) -> frozenset[int]:
     return frozenset(i[0] for i in ids)
 
 
-def collate_groups(pairs: list[tuple[list[int], list[int]]], digit_ids: frozenset[int]) -> torch.Tensor:
-    """Number groups (B, L) long in `collate`'s layout: -1 on prompts and padding, the responses'
-    `number_groups` at the right end (every response has the same length)."""
+def collate_groups(pairs: list[tuple[list[int], list[int]]], answer_groups: list[list[int]]) -> torch.Tensor:
+    """Number groups (B, L) long in `collate`'s layout: -1 on prompts and padding, each response's
+    `number_groups` (``answer_groups[i]`` for ``pairs[i]``, computed once per example) at the
+    right end (every response has the same length)."""
     width = max(len(p) for p, _ in pairs)
-    return torch.tensor([[-1] * width + number_groups(answer, digit_ids) for _, answer in pairs])
+    return torch.tensor([[-1] * width + groups for groups in answer_groups])
 
 
 def bucketed_order(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 16) -> list[int]:
@@ -238,7 +239,10 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
     pairs = training_pairs(model, cfg)
-    digits = digit_token_ids(model) if cfg.group_numbers else frozenset()
+    answer_groups: list[list[int]] = []
+    if cfg.group_numbers:
+        digits = digit_token_ids(model)
+        answer_groups = [number_groups(answer, digits) for _, answer in pairs]
     lengths = [len(p) for p, _ in pairs]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -266,12 +270,14 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         for step in range(first, cfg.steps):
             if len(order) < cfg.batch_size:
                 order = bucketed_order(lengths, cfg.batch_size, rng)
-            batch = [pairs[order.pop()] for _ in range(cfg.batch_size)]
+            idx = [order.pop() for _ in range(cfg.batch_size)]
+            batch = [pairs[i] for i in idx]
             input_ids, attention_mask, response_mask = (
                 t.to(cfg.device) for t in collate(model, batch))
             batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
                                      torch.full_like(input_ids, -1), model.mask_token_id)
-            groups = collate_groups(batch, digits).to(cfg.device) if cfg.group_numbers else None
+            groups = (collate_groups(batch, [answer_groups[i] for i in idx]).to(cfg.device)
+                      if cfg.group_numbers else None)
             noised = make_nelbo_inputs(batch_t, gen, groups=groups)
             logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
             out_loss = nelbo_loss(logits, noised)

@@ -212,7 +212,7 @@ def test_collate_groups_line_up_with_collate() -> None:
     pairs = [(m.encode_prompt("a"), response_ids(m, "3+3=6", 8)),
              (m.encode_prompt("a longer prompt 12"), response_ids(m, "6", 8))]
     ids, _, resp = collate(m, pairs)
-    groups = collate_groups(pairs, digits)
+    groups = collate_groups(pairs, [number_groups(a, digits) for _, a in pairs])
     assert groups.shape == ids.shape
     assert (groups[~resp] == -1).all()  # prompts (even their digits) and padding never grouped
     assert groups[0, -8:].tolist() == [0, -1, 0, -1, 1, -1, -1, -1]
