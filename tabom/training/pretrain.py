@@ -12,6 +12,7 @@ does, so the model learns to end).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -114,19 +115,12 @@ def number_groups(ids: list[int], digit_ids: frozenset[int]) -> list[int]:
     ``7+5=12 / 12-3=9 / #### 9`` puts both ``12`` and both ``9`` in one group each. Groups are
     numbered 0, 1, ... in order of first appearance.
     """
-    groups, seen = [-1] * len(ids), {}
-    i = 0
-    while i < len(ids):
-        if ids[i] not in digit_ids:
-            i += 1
-            continue
-        j = i
-        while j < len(ids) and ids[j] in digit_ids:
-            j += 1
-        key = tuple(ids[i:j])
-        gid = seen.setdefault(key, len(seen))
-        groups[i:j] = [gid] * (j - i)
-        i = j
+    groups: list[int] = []
+    seen: dict[tuple[int, ...], int] = {}
+    for is_digit, tokens in itertools.groupby(ids, key=lambda token: token in digit_ids):
+        run = tuple(tokens)
+        gid = seen.setdefault(run, len(seen)) if is_digit else -1
+        groups += [gid] * len(run)
     return groups
 
 
@@ -276,8 +270,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
                 t.to(cfg.device) for t in collate(model, batch))
             batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
                                      torch.full_like(input_ids, -1), model.mask_token_id)
-            groups = (collate_groups(batch, [answer_groups[i] for i in idx]).to(cfg.device)
-                      if cfg.group_numbers else None)
+            # Kept on the CPU: mask_uniform reads the group count there (no device sync) and moves them.
+            groups = collate_groups(batch, [answer_groups[i] for i in idx]) if cfg.group_numbers else None
             noised = make_nelbo_inputs(batch_t, gen, groups=groups)
             logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
             out_loss = nelbo_loss(logits, noised)
