@@ -22,6 +22,7 @@ def pretrain(
     save_every: int = typer.Option(0, help="Every k steps save out/step_<k> and the resume state (0: final only)."),
     resume: bool = typer.Option(False, help="Continue from out/resume after a kill (same settings), or extend a finished run with a larger --steps."),
     init: Optional[Path] = typer.Option(None, help="Start from this tiny checkpoint's weights (a second training stage)."),
+    tasks: Optional[Path] = typer.Option(None, help="YAML file of task-family knobs (family: {knob: value}); default: the families' defaults."),
     device: str = typer.Option("cpu", help="Where to train: cpu, cuda, cuda:1, ..."),
     hidden_size: Optional[int] = typer.Option(None, help="Model width (default: TinyConfig's, 192)."),
     layers: Optional[int] = typer.Option(None, help="Transformer layers (default: TinyConfig's, 4)."),
@@ -29,7 +30,7 @@ def pretrain(
     intermediate_size: Optional[int] = typer.Option(None, help="MLP width (default: TinyConfig's, 512)."),
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
-    from tabom.training.pretrain import PretrainConfig, pretrain as run
+    from tabom.training.pretrain import PretrainConfig, load_task_options, pretrain as run
 
     shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}
@@ -37,6 +38,7 @@ def pretrain(
                          n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
                          group_numbers=group_numbers, threads=threads,
                          save_every=save_every, init=str(init) if init else None, device=device,
+                         tasks=load_task_options(tasks) if tasks else {},
                          model={k: v for k, v in shape.items() if v is not None})
     run(cfg, resume=resume)
     typer.echo(f"saved {out}")

@@ -163,11 +163,12 @@ class TaskFamily(ABC):
             raise ValueError(f"verify_many: outputs: {len(outputs)} outputs for {len(problems)} problems")
         return [self.verify(p, o) for p, o in zip(problems, outputs)]
 
-    def problems(self, split: str, n: int, seed: int = 0) -> list[Problem]:
+    def problems(self, split: str, n: int, seed: int = 0, *, at_most: bool = False) -> list[Problem]:
         """``n`` distinct problems of ``split``, the same list for the same seed and knobs.
 
         Raises ``ValueError`` when the family (with these knobs) cannot produce
-        ``n`` distinct problems of that split within a generous number of draws.
+        ``n`` distinct problems of that split within a generous number of draws;
+        with ``at_most``, returns the fewer it found instead (pre-training cycles them).
         """
         if split not in SPLITS:
             raise ValueError(f"{self.name}: split: {split!r} is not one of {SPLITS}")
@@ -195,7 +196,7 @@ class TaskFamily(ABC):
             seen.add(d.key)
             seen_prompts.add(d.prompt)
             out.append(self._finish(d))
-        if len(out) < n:
+        if len(out) < n and not at_most:
             raise ValueError(
                 f"{self.name}: could only find {len(out)} distinct {split} problems of the {n} "
                 f"requested in {draws} draws ({too_long} over the length limits); widen the "

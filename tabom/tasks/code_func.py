@@ -150,7 +150,7 @@ class CodeFunc(TaskFamily):
         self,
         kinds: tuple[str, ...] = KINDS,
         k_range: tuple[int, int] = (2, 9),
-        j_range: tuple[int, int] = (1, 50),
+        j_range: tuple[int, int] = (1, 20),
         n_tests: int = 5,
         timeout_s: float = 5.0,
         workers: int = 2,

@@ -62,9 +62,9 @@ class CodeTrace(TaskFamily):
         self,
         kinds: tuple[str, ...] = KINDS,
         n_statements: tuple[int, int] = (2, 3),
-        const_range: tuple[int, int] = (1, 9),
-        loop_range: tuple[int, int] = (2, 4),
-        use_floordiv: bool = True,
+        const_range: tuple[int, int] = (1, 5),
+        loop_range: tuple[int, int] = (2, 3),
+        use_floordiv: bool = False,
     ) -> None:
         bad = [k for k in kinds if k not in KINDS]
         if not kinds or bad:

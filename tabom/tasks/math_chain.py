@@ -65,11 +65,11 @@ class MathChain(TaskFamily):
         self,
         min_ops: int = 2,
         max_ops: int = 3,
-        start_range: tuple[int, int] = (2, 20),
-        add_range: tuple[int, int] = (1, 9),
-        mul_range: tuple[int, int] = (2, 4),
-        div_range: tuple[int, int] = (2, 4),
-        max_value: int = 99,
+        start_range: tuple[int, int] = (1, 9),
+        add_range: tuple[int, int] = (1, 5),
+        mul_range: tuple[int, int] = (2, 3),
+        div_range: tuple[int, int] = (2, 3),
+        max_value: int = 20,
         ops: tuple[str, ...] = ("+", "-", "*", "/"),
     ) -> None:
         check_range(self.name, "min_ops..max_ops", min_ops, max_ops, minimum=1)

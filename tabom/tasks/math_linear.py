@@ -63,9 +63,9 @@ class MathLinear(TaskFamily):
 
     def __init__(
         self,
-        a_range: tuple[int, int] = (2, 9),
-        b_range: tuple[int, int] = (1, 20),
-        x_range: tuple[int, int] = (0, 20),
+        a_range: tuple[int, int] = (2, 5),
+        b_range: tuple[int, int] = (1, 9),
+        x_range: tuple[int, int] = (0, 12),
         forms: tuple[str, ...] = FORMS,
     ) -> None:
         check_range(self.name, "a_range", *a_range, minimum=2)

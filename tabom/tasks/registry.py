@@ -48,11 +48,15 @@ def mixture(
     *,
     families: list[str] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    cycle: bool = False,
 ) -> list[Problem]:
     """``n_per_family`` problems of ``split`` from each family, shuffled together (deterministic).
 
     ``families`` restricts the mixture (default: all); ``options`` maps a family
     name to its constructor arguments, e.g. ``{"math_chain": {"max_ops": 2}}``.
+    With ``cycle``, a family that has fewer distinct problems of ``split`` repeats
+    them to fill its ``n_per_family`` (pre-training keeps the families balanced);
+    without, it raises ``ValueError``.
     """
     names = list(FAMILIES) if families is None else list(families)
     options = options or {}
@@ -61,6 +65,9 @@ def mixture(
         raise ValueError(f"mixture: options: {unknown} are not among the mixed families {names}")
     out: list[Problem] = []
     for name in names:
-        out.extend(get_family(name, **options.get(name, {})).problems(split, n_per_family, seed))
+        found = get_family(name, **options.get(name, {})).problems(split, n_per_family, seed, at_most=cycle)
+        if not found and n_per_family:
+            raise ValueError(f"mixture: {name}: no {split} problems at all with options {options.get(name, {})}")
+        out.extend((found * -(-n_per_family // max(1, len(found))))[:n_per_family])
     random.Random(f"mixture|{split}|{seed}").shuffle(out)
     return out

@@ -60,6 +60,10 @@ class PretrainConfig:
     (0: only the final model)."""
     model: dict = field(default_factory=dict)
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
+    tasks: dict = field(default_factory=dict)
+    """Constructor knobs per task family (`{"math_linear": {"x_range": [0, 20]}}`, as in
+    `load_task_options`); empty: every family's defaults. The shipped checkpoint's first stage
+    was trained on the harder ranges of `tabom/recipes/tasks_2026-11-29.yaml`."""
     init: str | None = None
     """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
     model of seed `seed`; the optimizer, data order and schedule start anew."""
@@ -85,10 +89,46 @@ def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[i
     from tabom.tasks import mixture
     from tabom.tasks.drill import arithmetic_drill
 
-    problems = mixture("train", cfg.n_per_family, seed=cfg.seed)
+    options = {name: {k: _as_tuple(v) for k, v in knobs.items()} for name, knobs in cfg.tasks.items()}
+    problems = mixture("train", cfg.n_per_family, seed=cfg.seed, options=options, cycle=True)
     texts = [(p.prompt, p.native) for p in problems]
     texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed)
     return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
+
+
+def load_task_options(path: str | Path) -> dict[str, dict]:
+    """A YAML file of task-family knobs -> `PretrainConfig.tasks`, checked by building each family.
+
+        math_chain: {max_value: 99, start_range: [2, 20]}
+        code_trace: {use_floordiv: true}
+
+    Raises `ValueError` naming the file, the line and the family for an unknown family, a knob the
+    family does not take, or a value it rejects.
+    """
+    import yaml
+
+    from tabom.tasks.registry import get_family
+    from tabom.typed_yaml import line_map
+
+    path = Path(path)
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from err
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of family name -> knobs, got {type(data).__name__}")
+    lines = line_map(text)
+    for name, knobs in data.items():
+        at = f"{path}:{lines.get(str(name), '?')}: {name}"
+        if not isinstance(knobs, dict):
+            raise ValueError(f"{at}: expected a mapping of knob -> value, got {knobs!r}")
+        try:
+            get_family(str(name), **{k: _as_tuple(v) for k, v in knobs.items()})
+        except ValueError as err:
+            raise ValueError(f"{at}: {err}") from err
+    return {str(name): dict(knobs) for name, knobs in data.items()}
 
 
 def collate(

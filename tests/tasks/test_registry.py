@@ -43,6 +43,22 @@ def test_mixture_options_reach_the_family() -> None:
         mixture("train", 1, families=["math_chain"], options={"code_func": {}})
 
 
+def test_mixture_cycle_repeats_a_small_family_to_keep_the_mix_balanced() -> None:
+    opts = {"math_linear": {"a_range": (2, 2), "b_range": (1, 1), "x_range": (0, 9), "forms": ("ax+b",)}}
+    few = get_family("math_linear", **opts["math_linear"]).problems("train", 50, at_most=True)
+    assert 0 < len(few) < 10  # 10 keys in all, about 80% of them in train
+    with pytest.raises(ValueError, match="could only find"):
+        mixture("train", 20, families=["math_linear"], options=opts)
+    mix = mixture("train", 20, families=["math_linear", "ood_string"], options=opts, cycle=True)
+    lin = [p for p in mix if p.family == "math_linear"]
+    assert len(lin) == 20 and len(mix) == 40
+    assert {p.id for p in lin} == {p.id for p in few}  # every distinct problem, repeated
+    none = {"math_linear": {**opts["math_linear"], "x_range": (1, 1)}}  # its one key is not in train
+    assert get_family("math_linear", **none["math_linear"]).problems("train", 1, at_most=True) == []
+    with pytest.raises(ValueError, match="no train problems"):
+        mixture("train", 5, families=["math_linear"], options=none, cycle=True)
+
+
 def test_import_does_not_pull_in_torch() -> None:
     code = "import sys, tabom.tasks; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

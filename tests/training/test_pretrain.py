@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from tabom.models import load
@@ -190,6 +191,60 @@ def test_training_pairs_append_the_drill_after_the_families() -> None:
     for (prompt, answer), (q, a) in zip(drilled[30:], arithmetic_drill(natives, 7, seed=0), strict=True):
         assert prompt == model.encode_prompt(q)
         assert answer == response_ids(model, a, 64)
+
+
+def test_task_options_file_reaches_the_mixture_and_bad_files_name_file_line_family(tmp_path) -> None:
+    from tabom.models.tiny import build_tiny
+    from tabom.tasks import mixture
+    from tabom.training.pretrain import load_task_options
+
+    good = tmp_path / "tasks.yaml"
+    good.write_text("# harder\nmath_chain:\n  start_range: [30, 40]\n  max_value: 99\n")
+    opts = load_task_options(good)
+    assert opts == {"math_chain": {"start_range": [30, 40], "max_value": 99}}
+    model = build_tiny(**SMALL)
+    pairs = training_pairs(model, PretrainConfig(n_per_family=5, tasks=opts))
+    mix = mixture("train", 5, seed=0, options={"math_chain": {"start_range": (30, 40), "max_value": 99}})
+    assert {p.meta["start"] for p in mix if p.family == "math_chain"} <= set(range(30, 41))
+    assert pairs == [(model.encode_prompt(p.prompt), response_ids(model, p.native, 64)) for p in mix]
+    assert pairs != training_pairs(model, PretrainConfig(n_per_family=5))
+    assert load_task_options(good) == opts
+    for text, expected in (
+        ("math_chain:\n  start_range: [2, 20]\nno_family:\n  x: 1\n", r"tasks.yaml:3: no_family: .*unknown task family"),
+        ("math_linear:\n  bogus: 1\n", r"tasks.yaml:1: math_linear: .*bad constructor arguments"),
+        ("code_trace:\n  const_range: [5, 1]\n", r"tasks.yaml:1: code_trace: .*const_range"),
+        ("math_chain: 3\n", r"tasks.yaml:1: math_chain: expected a mapping"),
+        ("- a\n- b\n", r"tasks.yaml: expected a mapping of family name"),
+        ("a: [\n", r"tasks.yaml: not valid YAML"),
+    ):
+        bad = tmp_path / "tasks.yaml"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=expected):
+            load_task_options(bad)
+
+
+def test_cli_tasks_option_reaches_the_saved_config_and_a_bad_file_exits_2(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from tabom.cli import app
+
+    knobs = tmp_path / "knobs.yaml"
+    knobs.write_text("code_trace:\n  use_floordiv: true\n")
+    out = tmp_path / "m"
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(out), "--steps", "1", "--batch-size", "2",
+                                      "--n-per-family", "2", "--hidden-size", "32", "--layers", "1",
+                                      "--heads", "2", "--intermediate-size", "64", "--tasks", str(knobs)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "pretrain_config.json").read_text())["tasks"] == {"code_trace": {"use_floordiv": True}}
+    knobs.write_text("code_trace:\n  use_floordiv: true\nmath_chain:\n  max_value: 1\n")
+    run = subprocess.run([sys.executable, "-c", "from tabom.cli import main; main()", "pretrain", "--out",
+                          str(tmp_path / "bad"), "--tasks", str(knobs)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert f"{knobs}:3: math_chain:" in run.stderr and "max_value" in run.stderr
+    assert not (tmp_path / "bad").exists()  # rejected before anything is written
 
 
 def test_number_groups_tie_every_occurrence_of_a_value() -> None:
