@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -68,6 +69,6 @@ def mixture(
         found = get_family(name, **options.get(name, {})).problems(split, n_per_family, seed, at_most=cycle)
         if not found and n_per_family:
             raise ValueError(f"mixture: {name}: no {split} problems at all with options {options.get(name, {})}")
-        out.extend((found * -(-n_per_family // max(1, len(found))))[:n_per_family])
+        out.extend(itertools.islice(itertools.cycle(found), n_per_family))
     random.Random(f"mixture|{split}|{seed}").shuffle(out)
     return out

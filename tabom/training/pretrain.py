@@ -63,7 +63,7 @@ class PretrainConfig:
     tasks: dict = field(default_factory=dict)
     """Constructor knobs per task family (`{"math_linear": {"x_range": [0, 20]}}`, as in
     `load_task_options`); empty: every family's defaults. The shipped checkpoint's first stage
-    was trained on the harder ranges of `tabom/recipes/tasks_2026-11-29.yaml`."""
+    was trained on the harder ranges of `tabom/assets/tasks/before_2026-11-30.yaml`."""
     init: str | None = None
     """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
     model of seed `seed`; the optimizer, data order and schedule start anew."""
@@ -89,11 +89,16 @@ def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[i
     from tabom.tasks import mixture
     from tabom.tasks.drill import arithmetic_drill
 
-    options = {name: {k: _as_tuple(v) for k, v in knobs.items()} for name, knobs in cfg.tasks.items()}
+    options = {name: family_kwargs(knobs) for name, knobs in cfg.tasks.items()}
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed, options=options, cycle=True)
     texts = [(p.prompt, p.native) for p in problems]
     texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed)
     return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
+
+
+def family_kwargs(knobs: dict) -> dict:
+    """YAML/JSON knobs -> constructor arguments: lists become the tuples the families take."""
+    return {k: _as_tuple(v) for k, v in knobs.items()}
 
 
 def load_task_options(path: str | Path) -> dict[str, dict]:
@@ -125,7 +130,7 @@ def load_task_options(path: str | Path) -> dict[str, dict]:
         if not isinstance(knobs, dict):
             raise ValueError(f"{at}: expected a mapping of knob -> value, got {knobs!r}")
         try:
-            get_family(str(name), **{k: _as_tuple(v) for k, v in knobs.items()})
+            get_family(str(name), **family_kwargs(knobs))
         except ValueError as err:
             raise ValueError(f"{at}: {err}") from err
     return {str(name): dict(knobs) for name, knobs in data.items()}
