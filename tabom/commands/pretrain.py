@@ -17,6 +17,7 @@ def pretrain(
     gen_length: int = typer.Option(64, help="Response window in tokens (answer + EOS padding)."),
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     drill: int = typer.Option(0, help="Arithmetic drill pairs ('13-6=' -> '7') added to the mixture (docs/tiny_model.md)."),
+    drill_only: bool = typer.Option(False, "--drill-only", help="Train on the --drill pairs alone (a first curriculum stage; docs/tiny_model.md)."),
     group_numbers: bool = typer.Option(False, "--group-numbers", help="Mask every occurrence of a number in an answer together, so results are computed, not copied (docs/tiny_model.md)."),
     threads: int = typer.Option(2, help="torch CPU threads (0: torch default); the same count reproduces the same weights."),
     save_every: int = typer.Option(0, help="Every k steps save out/step_<k> and the resume state (0: final only)."),
@@ -36,7 +37,7 @@ def pretrain(
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                          n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
-                         group_numbers=group_numbers, threads=threads,
+                         drill_only=drill_only, group_numbers=group_numbers, threads=threads,
                          save_every=save_every, init=str(init) if init else None, device=device,
                          tasks=load_task_options(tasks) if tasks else {},
                          model={k: v for k, v in shape.items() if v is not None})

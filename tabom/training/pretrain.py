@@ -45,6 +45,10 @@ class PretrainConfig:
     """Arithmetic drill pairs ("13-6=" -> "7", facts taken from the training answers) added to
     the mixture (`tabom.tasks.drill`): the answers' chains let a masked result be copied from its
     twin, so without a drill the model learns to copy, not to compute (docs/tiny_model.md)."""
+    drill_only: bool = False
+    """Train on the `drill` pairs alone (their facts still come from the families' training
+    answers, so the drill teaches exactly the arithmetic the families use): a first curriculum
+    stage that learns the facts in isolation, where nothing can be copied (docs/tiny_model.md)."""
     group_numbers: bool = False
     """Mask every occurrence of a number in an answer together (`number_groups`): a masked result
     then has no visible twin to copy from, so the model must compute it. Off by default (not
@@ -73,6 +77,8 @@ class PretrainConfig:
             raise ValueError("steps, batch_size must be >= 1, gen_length >= 2, drill >= 0")
         if self.init is not None and self.model:
             raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
+        if self.drill_only and self.drill == 0:
+            raise ValueError("drill_only: needs drill > 0 (the number of drill pairs to train on)")
 
 
 def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
@@ -85,13 +91,14 @@ def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
 
 def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, response ids of gen_length) for every family's training problems (their
-    native answers), then `cfg.drill` arithmetic drill pairs drawn from those answers."""
+    native answers; left out with `cfg.drill_only`), then `cfg.drill` arithmetic drill pairs drawn
+    from those answers."""
     from tabom.tasks import mixture
     from tabom.tasks.drill import arithmetic_drill
 
     options = {name: family_kwargs(knobs) for name, knobs in cfg.tasks.items()}
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed, options=options, cycle=True)
-    texts = [(p.prompt, p.native) for p in problems]
+    texts = [] if cfg.drill_only else [(p.prompt, p.native) for p in problems]
     texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed)
     return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
 

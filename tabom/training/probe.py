@@ -16,6 +16,9 @@ on a single key: attention entropy collapse, which stalled the first tiny pre-tr
 peak learning rate of 3e-3 (docs/tiny_model.md). Healthy heads sit well above 1 nat early in
 training.
 
+With `--drill` it also answers 200 distinct bare facts per family ("6+5=" -> "11", taken from
+the training answers): does the model know the facts at all, with nothing to copy?
+
 And it prints how often the model *computes* an arithmetic result rather than copying it: for
 every "a OP b=c" (or "a<b True") in the native answers of val `math_chain`, `math_linear` and
 `code_trace` problems, the result's characters and every later digit are masked (so the result
@@ -156,11 +159,42 @@ def compute_accuracy(model: DiffusionLM, n: int = 50, gen_length: int = 64, seed
     return result
 
 
+def drill_facts(n: int = 200, seed: int = 0, n_per_family: int = 7000) -> dict[str, list[tuple[str, str]]]:
+    """Per compute family: up to `n` distinct arithmetic facts ("6+5=", "11") of its default
+    *training* answers, the facts `--drill` trains on, in a seeded random order."""
+    import random
+
+    from tabom.tasks import get_family
+    from tabom.tasks.drill import answer_facts
+
+    result: dict[str, list[tuple[str, str]]] = {}
+    for family in COMPUTE_FAMILIES:
+        problems = get_family(family).problems("train", n_per_family, seed, at_most=True)
+        facts = sorted(dict(answer_facts([p.native for p in problems])).items())
+        random.Random(f"drill-probe-{seed}").shuffle(facts)
+        result[family] = facts[:n]
+    return result
+
+
+def drill_accuracy(model: DiffusionLM, n: int = 200, seed: int = 0) -> dict[str, float]:
+    """Per family: the fraction of `drill_facts` answered exactly (greedy, entropy order, 8 tokens
+    in 8 steps): whether the model knows the bare facts, with nothing to copy."""
+    from tabom.decoding.text import generate_text
+
+    result: dict[str, float] = {}
+    for family, facts in drill_facts(n, seed).items():
+        outputs = generate_text(model, [q for q, _ in facts], gen_length=8, steps=8, strategy="entropy")
+        result[family] = sum(o.strip() == a for o, (_, a) in zip(outputs, facts, strict=True)) / len(facts)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="'tiny' or tiny checkpoint folders")
     parser.add_argument("--n", type=int, default=30, help="val problems per family")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--drill", action="store_true",
+                        help="also answer 200 bare training facts per family (drill_accuracy)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tabom.models import load
@@ -173,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
         comp = " ".join(f"{k} {v:.2f}" for k, v in compute_accuracy(model, n=args.n).items())
         print(f"{name}: " + " | ".join(cells) + f" | attention entropy per layer: {ent}"
               + f" | results computed (twins masked): {comp}")
+        if args.drill:
+            print(f"{name}: bare facts right: "
+                  + " ".join(f"{k} {v:.2f}" for k, v in drill_accuracy(model).items()))
 
 
 if __name__ == "__main__":

@@ -193,6 +193,21 @@ def test_training_pairs_append_the_drill_after_the_families() -> None:
         assert answer == response_ids(model, a, 64)
 
 
+def test_drill_only_keeps_the_drill_and_drops_the_families() -> None:
+    from tabom.models.tiny import build_tiny
+
+    model = build_tiny(**SMALL)
+    drilled = training_pairs(model, PretrainConfig(n_per_family=5, drill=7))
+    alone = training_pairs(model, PretrainConfig(n_per_family=5, drill=7, drill_only=True, gen_length=8))
+    assert len(alone) == 7
+    # The same drill pairs as in the mixture, only in a shorter response window.
+    assert [(p, [t for t in a if t != model.eos_token_id]) for p, a in alone] == \
+        [(p, [t for t in a if t != model.eos_token_id]) for p, a in drilled[30:]]
+    assert all(len(a) == 8 for _, a in alone)
+    with pytest.raises(ValueError, match="drill_only"):
+        PretrainConfig(drill_only=True)
+
+
 def test_task_options_file_reaches_the_mixture_and_bad_files_name_file_line_family(tmp_path) -> None:
     from tabom.models.tiny import build_tiny
     from tabom.tasks import mixture

@@ -97,3 +97,24 @@ def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeyp
             return torch.nn.functional.one_hot(truth["ids"][positions], vocab).float()  # (N, V)
 
     assert probe.compute_accuracy(Oracle(), n=6) == {"math_chain": 1.0, "math_linear": 1.0, "code_trace": 1.0}
+
+
+def test_drill_facts_are_distinct_true_training_facts_and_an_oracle_scores_one(monkeypatch) -> None:
+    from tabom.tasks.drill import answer_facts
+    from tabom.training import probe
+
+    facts = probe.drill_facts(n=20, n_per_family=200)
+    assert set(facts) == {"math_chain", "math_linear", "code_trace"}
+    for family, rows in facts.items():
+        assert len(rows) == 20 and len({q for q, _ in rows}) == 20, family
+        assert rows == probe.drill_facts(n=20, n_per_family=200)[family]  # seeded
+        for q, a in rows:  # each is a checked fact: answer_facts keeps only true ones
+            assert answer_facts([q + a if q.endswith("=") else f"{q} {a}"]) == [(q, a)], (q, a)
+    table = {q: a for rows in facts.values() for q, a in rows}
+    monkeypatch.setattr(probe, "drill_facts", lambda n, seed: facts)
+    monkeypatch.setattr("tabom.decoding.text.generate_text",
+                        lambda model, texts, **kw: [table[t] for t in texts])
+    assert probe.drill_accuracy(build_tiny(seed=0, **SMALL)) == {k: 1.0 for k in facts}
+    monkeypatch.setattr("tabom.decoding.text.generate_text", lambda model, texts, **kw: ["0"] * len(texts))
+    wrong = probe.drill_accuracy(build_tiny(seed=0, **SMALL))
+    assert all(v < 0.5 for v in wrong.values()), wrong
