@@ -68,7 +68,7 @@ def plan_configs(configs: dict[str, list[str]], args: argparse.Namespace) -> lis
     """Time 60 steps of every config, all at once (the contention of the real runs)."""
     procs = {}
     for name, extra in configs.items():
-        base = ["pretrain", "--device", args.device, "--threads", "2", *extra]
+        base = ["pretrain", "--device", args.device, "--precision", args.precision, "--threads", "2", *extra]
         procs[name] = (base, subprocess.Popen(
             tabom(*base, "--out", str(args.out / name / "calibration"), "--steps", "60"),
             stdout=subprocess.DEVNULL))
@@ -107,6 +107,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/sweep"))
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+                    help="tabom pretrain --precision (auto: bf16 on a GPU that has it; the 2026-11-29 "
+                         "sweep predates the option and ran in float32)")
     ap.add_argument("--budget-s", type=float, default=360.0, help="training seconds per config")
     ap.add_argument("--round", type=int, default=500, help="steps are a multiple of this")
     ap.add_argument("--limit", type=int, default=200, help="problems per family in each split")

@@ -17,6 +17,7 @@ def pretrain(
     gen_length: int = typer.Option(64, help="Response window in tokens (answer + EOS padding)."),
     seed: int = typer.Option(0, help="Seed of the model init, the data and the masking."),
     drill: int = typer.Option(0, help="Arithmetic drill pairs ('13-6=' -> '7') added to the mixture (docs/tiny_model.md)."),
+    drill_lines: int = typer.Option(1, help="Facts per drill pair: 1 = a bare fact; k > 1 = a sheet of k worked facts in the answer window."),
     drill_only: bool = typer.Option(False, "--drill-only", help="Train on the --drill pairs alone (a first curriculum stage; docs/tiny_model.md)."),
     group_numbers: bool = typer.Option(False, "--group-numbers", help="Mask every occurrence of a number in an answer together, so results are computed, not copied (docs/tiny_model.md)."),
     threads: int = typer.Option(2, help="torch CPU threads (0: torch default); the same count reproduces the same weights."),
@@ -25,6 +26,7 @@ def pretrain(
     init: Optional[Path] = typer.Option(None, help="Start from this tiny checkpoint's weights (a second training stage)."),
     tasks: Optional[Path] = typer.Option(None, help="YAML file of task-family knobs (family: {knob: value}); default: the families' defaults."),
     device: str = typer.Option("cpu", help="Where to train: cpu, cuda, cuda:1, ..."),
+    precision: str = typer.Option("fp32", help="fp32, bf16 (autocast; weights stay float32) or auto (bf16 on a CUDA device that has it)."),
     hidden_size: Optional[int] = typer.Option(None, help="Model width (default: TinyConfig's, 192)."),
     layers: Optional[int] = typer.Option(None, help="Transformer layers (default: TinyConfig's, 4)."),
     heads: Optional[int] = typer.Option(None, help="Attention heads, also the key/value heads (default 4)."),
@@ -36,9 +38,10 @@ def pretrain(
     shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                         n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
+                         n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill, drill_lines=drill_lines,
                          drill_only=drill_only, group_numbers=group_numbers, threads=threads,
                          save_every=save_every, init=str(init) if init else None, device=device,
+                         precision=precision,
                          tasks=load_task_options(tasks) if tasks else {},
                          model={k: v for k, v in shape.items() if v is not None})
     run(cfg, resume=resume)

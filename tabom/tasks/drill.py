@@ -53,14 +53,46 @@ def answer_facts(answers: Sequence[str]) -> list[tuple[str, str]]:
     return facts
 
 
-def arithmetic_drill(answers: Sequence[str], n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` (prompt, answer) pairs drawn with replacement from `answer_facts(answers)`; seeded."""
+SHEET_PROMPT = "Work out:"
+"""The prompt of every drill sheet (`arithmetic_drill(..., lines=k)` with k > 1)."""
+
+
+def arithmetic_drill(
+    answers: Sequence[str], n: int, seed: int, lines: int = 1, max_chars: int | None = None
+) -> list[tuple[str, str]]:
+    """`n` (prompt, answer) pairs drawn with replacement from `answer_facts(answers)`; seeded.
+
+    With `lines=1` each pair is one bare fact ("13-6=", "7"). With `lines=k > 1` each pair is a
+    *sheet*: the prompt `SHEET_PROMPT` and an answer of k facts written out whole, one per line
+    ("13-6=7\n4*3=12\n..."), so the facts sit in the answer window where the families' working
+    lines sit, each result without a twin to copy. A sheet draws k facts; `lines=1` draws exactly
+    what earlier versions drew for the same seed. `max_chars` caps a sheet's length: the lines
+    that would overflow it are left out (each sheet keeps at least its first fact).
+    """
     if n < 0:
         raise ValueError(f"drill: n must be >= 0, got {n}")
+    if lines < 1:
+        raise ValueError(f"drill: lines must be >= 1, got {lines}")
     if n == 0:
         return []
     facts = answer_facts(answers)
     if not facts:
         raise ValueError("drill: the answers hold no arithmetic facts to drill")
     rng = random.Random(f"drill-{seed}")
-    return [facts[rng.randrange(len(facts))] for _ in range(n)]
+    if lines == 1:
+        return [facts[rng.randrange(len(facts))] for _ in range(n)]
+    sheets = []
+    for _ in range(n):
+        drawn = [facts[rng.randrange(len(facts))] for _ in range(lines)]
+        text = _written(*drawn[0])
+        for q, a in drawn[1:]:
+            line = _written(q, a)
+            if max_chars is None or len(text) + 1 + len(line) <= max_chars:
+                text += "\n" + line
+        sheets.append((SHEET_PROMPT, text))
+    return sheets
+
+
+def _written(question: str, answer: str) -> str:
+    """One fact as a working line: "13-6=" + "7" -> "13-6=7"; "18>9" + "True" -> "18>9 True"."""
+    return question + answer if question.endswith("=") else f"{question} {answer}"

@@ -45,6 +45,10 @@ class PretrainConfig:
     """Arithmetic drill pairs ("13-6=" -> "7", facts taken from the training answers) added to
     the mixture (`tabom.tasks.drill`): the answers' chains let a masked result be copied from its
     twin, so without a drill the model learns to copy, not to compute (docs/tiny_model.md)."""
+    drill_lines: int = 1
+    """Facts per drill pair: 1, a bare fact ("13-6=" -> "7"); k > 1, a sheet of k facts written
+    out in the answer window ("Work out:" -> "13-6=7\n4*3=12\n..."), where the families' working
+    lines sit (`tabom.tasks.drill.arithmetic_drill`)."""
     drill_only: bool = False
     """Train on the `drill` pairs alone (their facts still come from the families' training
     answers, so the drill teaches exactly the arithmetic the families use): a first curriculum
@@ -59,6 +63,11 @@ class PretrainConfig:
     """Where to train ("cpu", "cuda", "cuda:1", ...). The data order and the masking draws come
     from CPU generators on every device; only the arithmetic differs, so a GPU run reproduces a
     GPU run of the same kind up to floating-point non-determinism, not a CPU run bit for bit."""
+    precision: str = "fp32"
+    """"fp32"; "bf16" (autocast of the forward and loss, weights and optimizer kept in float32:
+    1.6x faster steps on this project's AVX512-BF16 CPU and much faster on a GPU, but not the
+    arithmetic of the shipped checkpoint); "auto": bf16 on a CUDA device that supports it, else
+    fp32."""
     save_every: int = 0
     """Every k steps save a snapshot to `out/step_<k>` and the resume state to `out/resume`
     (0: only the final model)."""
@@ -77,6 +86,10 @@ class PretrainConfig:
             raise ValueError("steps, batch_size must be >= 1, gen_length >= 2, drill >= 0")
         if self.init is not None and self.model:
             raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision: expected fp32, bf16 or auto, got {self.precision!r}")
+        if self.drill_lines < 1:
+            raise ValueError(f"drill_lines: must be >= 1, got {self.drill_lines}")
         if self.drill_only and self.drill == 0:
             raise ValueError("drill_only: needs drill > 0 (the number of drill pairs to train on)")
 
@@ -99,7 +112,8 @@ def training_pairs(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[i
     options = {name: family_kwargs(knobs) for name, knobs in cfg.tasks.items()}
     problems = mixture("train", cfg.n_per_family, seed=cfg.seed, options=options, cycle=True)
     texts = [] if cfg.drill_only else [(p.prompt, p.native) for p in problems]
-    texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed)
+    texts += arithmetic_drill([p.native for p in problems], cfg.drill, cfg.seed, lines=cfg.drill_lines,
+                              max_chars=cfg.gen_length - 1)
     return [(model.encode_prompt(q), response_ids(model, a, cfg.gen_length)) for q, a in texts]
 
 
@@ -284,6 +298,9 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     else:
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
+    device_type = torch.device(cfg.device).type
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda"
+                                       and torch.cuda.is_bf16_supported())
     pairs = training_pairs(model, cfg)
     answer_groups: list[list[int]] = []
     if cfg.group_numbers:
@@ -325,8 +342,9 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
             # Kept on the CPU: mask_uniform reads the group count there (no device sync) and moves them.
             groups = collate_groups(batch, [answer_groups[i] for i in idx]) if cfg.group_numbers else None
             noised = make_nelbo_inputs(batch_t, gen, groups=groups)
-            logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
-            out_loss = nelbo_loss(logits, noised)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
+                out_loss = nelbo_loss(logits.float(), noised)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             opt.zero_grad(set_to_none=True)

@@ -46,3 +46,21 @@ def test_drill_samples_those_facts_and_is_seeded() -> None:
         arithmetic_drill(natives, -1, seed=0)
     with pytest.raises(ValueError, match="no arithmetic facts"):
         arithmetic_drill(["PLANE|PLANE"], 3, seed=0)
+
+
+def test_drill_sheets_write_whole_facts_one_per_line_within_the_cap() -> None:
+    natives = [p.native for p in mixture("train", 100, seed=0)]
+    true_facts = {q + a if q.endswith("=") else f"{q} {a}" for q, a in answer_facts(natives)}
+    sheets = arithmetic_drill(natives, 50, seed=3, lines=6, max_chars=40)
+    assert len(sheets) == 50 and all(prompt == "Work out:" for prompt, _ in sheets)
+    counts = [len(text.split("\n")) for _, text in sheets]
+    assert max(counts) <= 6 and min(counts) >= 1 and sum(counts) > 2 * len(sheets)
+    for _, text in sheets:
+        assert len(text) <= 40 or "\n" not in text
+        assert set(text.split("\n")) <= true_facts
+    assert sheets == arithmetic_drill(natives, 50, seed=3, lines=6, max_chars=40)
+    # lines=1 draws exactly the bare pairs of earlier versions; a sheet's first line is that draw.
+    bare = arithmetic_drill(natives, 1, seed=3)
+    assert sheets[0][1].split("\n")[0] == bare[0][0] + bare[0][1] or bare[0][1] in ("True", "False")
+    with pytest.raises(ValueError, match="lines"):
+        arithmetic_drill(natives, 5, seed=3, lines=0)

@@ -38,6 +38,24 @@ def test_pretrain_lowers_loss_and_saves(tmp_path) -> None:
         torch.testing.assert_close(again(x), model(x))
 
 
+def test_bf16_autocast_trains_the_same_problem_in_float32_weights(tmp_path) -> None:
+    """--precision bf16: same data and masks, so the first loss matches fp32's to bf16 rounding;
+    the weights stay float32 and the loss still falls; an unknown precision is refused."""
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = PretrainConfig(out=str(tmp_path / precision), steps=30, batch_size=16, lr=3e-3, warmup=5,
+                             n_per_family=40, gen_length=64, model=SMALL, precision=precision)
+        model = pretrain(cfg, progress=False)
+        log = (tmp_path / precision / "pretrain_log.jsonl").read_text().splitlines()
+        runs[precision] = [json.loads(line)["loss"] for line in log]
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.02) and bf16[0] != fp32[0]
+    assert sum(bf16[-5:]) < 0.8 * sum(bf16[:5])
+    with pytest.raises(ValueError, match="precision"):
+        PretrainConfig(precision="fp16")
+
+
 def test_response_ids_pad_with_eos_and_reject_overflow() -> None:
     import pytest
 
@@ -112,7 +130,7 @@ def test_cli_defaults_match_pretrain_config_defaults():
     defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
     cfg = PretrainConfig()
     for name in ("steps", "batch_size", "lr", "n_per_family", "gen_length", "seed", "threads", "save_every",
-                 "device", "drill", "group_numbers"):
+                 "device", "drill", "drill_lines", "drill_only", "group_numbers", "precision"):
         assert defaults[name] == getattr(cfg, name), name
 
 
@@ -206,6 +224,21 @@ def test_drill_only_keeps_the_drill_and_drops_the_families() -> None:
     assert all(len(a) == 8 for _, a in alone)
     with pytest.raises(ValueError, match="drill_only"):
         PretrainConfig(drill_only=True)
+
+
+def test_drill_sheets_fill_the_answer_window_with_several_facts() -> None:
+    from tabom.models.tiny import build_tiny
+
+    model = build_tiny(**SMALL)
+    sheets = training_pairs(model, PretrainConfig(n_per_family=5, drill=7, drill_lines=5, gen_length=64))
+    assert len(sheets) == 37
+    for prompt, answer in sheets[30:]:
+        assert prompt == model.encode_prompt("Work out:")
+        text = model.decode(answer)
+        assert 1 <= len(text.split("\n")) <= 5 and len(text) <= 63 and answer[-1] == model.eos_token_id
+    assert any(len(model.decode(a).split("\n")) > 1 for _, a in sheets[30:])
+    with pytest.raises(ValueError, match="drill_lines"):
+        PretrainConfig(drill=7, drill_lines=0)
 
 
 def test_task_options_file_reaches_the_mixture_and_bad_files_name_file_line_family(tmp_path) -> None:
