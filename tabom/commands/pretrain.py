@@ -38,8 +38,8 @@ def pretrain(
     shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}
     cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                         n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill, drill_lines=drill_lines,
-                         drill_only=drill_only, group_numbers=group_numbers, threads=threads,
+                         n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
+                         drill_lines=drill_lines, drill_only=drill_only, group_numbers=group_numbers, threads=threads,
                          save_every=save_every, init=str(init) if init else None, device=device,
                          precision=precision,
                          tasks=load_task_options(tasks) if tasks else {},

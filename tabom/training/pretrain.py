@@ -65,7 +65,7 @@ class PretrainConfig:
     GPU run of the same kind up to floating-point non-determinism, not a CPU run bit for bit."""
     precision: str = "fp32"
     """"fp32"; "bf16" (autocast of the forward and loss, weights and optimizer kept in float32:
-    1.6x faster steps on this project's AVX512-BF16 CPU and much faster on a GPU, but not the
+    1.4x faster steps on this project's AVX512-BF16 CPU (docs/benchmarks.md), but not the
     arithmetic of the shipped checkpoint); "auto": bf16 on a CUDA device that supports it, else
     fp32."""
     save_every: int = 0
