@@ -7,7 +7,7 @@ p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response
 The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
 does, so the model learns to end).
 
-    tabom pretrain --out tabom/assets/tiny --device cuda --batch-size 128 --steps 4000   # the shipped model
+    tabom pretrain --out tabom/assets/tiny --steps 14000 --precision bf16   # the shipped model (CPU, 2 threads)
 """
 
 from __future__ import annotations
@@ -65,9 +65,8 @@ class PretrainConfig:
     GPU run of the same kind up to floating-point non-determinism, not a CPU run bit for bit."""
     precision: str = "fp32"
     """"fp32"; "bf16" (autocast of the forward and loss, weights and optimizer kept in float32:
-    1.4x faster steps on this project's AVX512-BF16 CPU (docs/benchmarks.md), but not the
-    arithmetic of the shipped checkpoint); "auto": bf16 on a CUDA device that supports it, else
-    fp32."""
+    1.4x faster steps on this project's AVX512-BF16 CPU, docs/benchmarks.md; the shipped checkpoint
+    was trained so); "auto": bf16 on a CUDA device that supports it, else fp32."""
     save_every: int = 0
     """Every k steps save a snapshot to `out/step_<k>` and the resume state to `out/resume`
     (0: only the final model)."""
@@ -75,8 +74,8 @@ class PretrainConfig:
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
     tasks: dict = field(default_factory=dict)
     """Constructor knobs per task family (`{"math_linear": {"x_range": [0, 20]}}`, as in
-    `load_task_options`); empty: every family's defaults. The shipped checkpoint's first stage
-    was trained on the harder ranges of `tabom/assets/tasks/before_2026-11-30.yaml`."""
+    `load_task_options`); empty: every family's defaults (the shipped checkpoint's). The harder ranges of
+    before 2026-11-30 are kept in `tabom/assets/tasks/before_2026-11-30.yaml`."""
     init: str | None = None
     """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
     model of seed `seed`; the optimizer, data order and schedule start anew."""
