@@ -94,10 +94,15 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))
 
 
-def resolve_precision(precision: str) -> str:
-    """accelerate's mixed_precision: `auto` is bf16 on a CUDA device that has it, else no autocast."""
+def resolve_precision(precision: str, device: str | None = None) -> str:
+    """accelerate's mixed_precision: `auto` is bf16 on a CUDA device that has it, else no autocast.
+
+    `device` ("cpu", "cuda:1", ...) is where the model runs when the caller picks it; without it,
+    any visible CUDA device counts (accelerate places the model there).
+    """
     if precision == "bf16":
         return "bf16"
     if precision == "fp32":
         return "no"
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    return "bf16" if on_cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"

@@ -283,6 +283,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
     from tabom.objectives.types import ObjectiveBatch
     from tabom.progress import progress_bar
+    from tabom.training.build import resolve_precision
     from tabom.training.logger import truncate_step_log
 
     if cfg.threads:
@@ -298,8 +299,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
     device_type = torch.device(cfg.device).type
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda"
-                                       and torch.cuda.is_bf16_supported())
+    bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
     pairs = training_pairs(model, cfg)
     answer_groups: list[list[int]] = []
     if cfg.group_numbers:
@@ -343,7 +343,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
             noised = make_nelbo_inputs(batch_t, gen, groups=groups)
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
-                out_loss = nelbo_loss(logits.float(), noised)
+                out_loss = nelbo_loss(logits, noised)  # its cross-entropy runs in float32
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             opt.zero_grad(set_to_none=True)

@@ -147,3 +147,13 @@ def test_the_recipe_thread_count_holds_only_while_training(tmp_path, traj_file, 
     real(2)
     train(tiny_config(tmp_path / "run", traj_file, "nelbo", max_steps=1, threads=1), console=False)
     assert seen == [1, 2] and torch.get_num_threads() == 2
+
+
+def test_resolve_precision_auto_follows_the_device_given() -> None:
+    from tabom.training.build import resolve_precision
+
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cuda") == "no"
+    assert resolve_precision("auto", "cpu") == "no"  # even where a GPU is visible
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    assert resolve_precision("auto", "cuda:0") == ("bf16" if cuda_bf16 else "no")
+    assert resolve_precision("auto") == ("bf16" if cuda_bf16 else "no")
