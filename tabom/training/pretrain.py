@@ -7,7 +7,11 @@ p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response
 The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
 does, so the model learns to end).
 
-    tabom pretrain --out tabom/assets/tiny --steps 14000 --precision bf16   # the shipped model (CPU, 2 threads)
+The shipped model (CPU, 2 threads): 14,000 steps, then the same run extended to 24,000
+(`--resume` with a larger `--steps`, a warm restart; docs/tiny_model.md):
+
+    tabom pretrain --out runs/tiny --steps 14000 --precision bf16 --save-every 1000
+    tabom pretrain --out runs/tiny --steps 24000 --precision bf16 --save-every 1000 --resume
 """
 
 from __future__ import annotations
