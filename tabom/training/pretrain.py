@@ -371,5 +371,26 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     log.close()
     model.eval()
     save(model, out)
-    (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    record = asdict(cfg)
+    if resume:
+        history = extended_from(out / "pretrain_config.json", cfg.steps)
+        if history:
+            record["extended_from"] = history
+    (out / "pretrain_config.json").write_text(json.dumps(record, indent=2) + "\n")
     return model
+
+
+def extended_from(config_path: Path, steps: int) -> list[int]:
+    """The step counts of the finished runs a resumed run extends (`--resume` with a larger
+    `--steps`), read from the `pretrain_config.json` the last one wrote; [] if there is none.
+
+    Recorded in the new `pretrain_config.json` as `extended_from`, so the saved settings say that
+    the learning-rate schedule restarted (e.g. `[14000]` for 14,000 steps extended to 24,000).
+    """
+    if not config_path.exists():
+        return []
+    previous = json.loads(config_path.read_text())
+    history = list(previous.get("extended_from", []))
+    if previous.get("steps") != steps:
+        history.append(previous["steps"])
+    return history

@@ -178,12 +178,16 @@ def test_init_starts_from_the_checkpoint_and_a_finished_run_extends_with_resume(
     base = dict(batch_size=4, lr=3e-3, warmup=2, n_per_family=8, gen_length=64, threads=1)
     first = pretrain(PretrainConfig(out=str(tmp_path / "a"), steps=4, save_every=2, model=SMALL, **base),
                      progress=False)
+    assert "extended_from" not in json.loads((tmp_path / "a" / "pretrain_config.json").read_text())
     # The last step writes the resume state too, so a larger --steps continues from step 4.
     assert (tmp_path / "a" / "resume" / "COMPLETE").read_text() == "4"
     pretrain(PretrainConfig(out=str(tmp_path / "a"), steps=6, save_every=2, model=SMALL, **base),
              progress=False, resume=True)
     steps = [json.loads(line)["step"] for line in (tmp_path / "a" / "pretrain_log.jsonl").read_text().splitlines()]
     assert steps == list(range(6))
+    # The saved settings say the 6 steps extend a finished 4-step run (the schedule restarted).
+    saved = json.loads((tmp_path / "a" / "pretrain_config.json").read_text())
+    assert (saved["steps"], saved["extended_from"]) == (6, [4])
     # --init: the weights come from the checkpoint (lr 0 keeps them), not from a fresh seed.
     frozen = pretrain(PretrainConfig(out=str(tmp_path / "b"), steps=1, init=str(tmp_path / "a" / "step_2"),
                                      **(base | {"lr": 0.0})), progress=False)
