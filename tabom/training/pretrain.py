@@ -78,8 +78,8 @@ class PretrainConfig:
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
     tasks: dict = field(default_factory=dict)
     """Constructor knobs per task family (`{"math_linear": {"x_range": [0, 20]}}`, as in
-    `load_task_options`); empty: every family's defaults (the shipped checkpoint's). The harder ranges of
-    before 2026-11-30 are kept in `tabom/assets/tasks/before_2026-11-30.yaml`."""
+    `load_task_options`); empty: every family's defaults (the shipped checkpoint's). The harder
+    ranges of before 2026-11-30 are kept in `tabom/assets/tasks/before_2026-11-30.yaml`."""
     init: str | None = None
     """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
     model of seed `seed`; the optimizer, data order and schedule start anew."""
@@ -391,6 +391,6 @@ def extended_from(config_path: Path, steps: int) -> list[int]:
         return []
     previous = json.loads(config_path.read_text())
     history = list(previous.get("extended_from", []))
-    if previous.get("steps") != steps:
+    if previous["steps"] != steps:
         history.append(previous["steps"])
     return history
