@@ -1,6 +1,7 @@
 """Benchmark: `tabom generate`'s batched decoding against the one-prompt-at-a-time reference.
 
     python bench/generate.py --n 64 --batch-size 64 --ref-n 8    # prints one markdown table row
+    python bench/generate.py --device cuda --n 256 --batch-size 256 --ref-n 8    # on a GPU
 
 Both decode the same math_chain train prompts with the tiny model's defaults (gen_length 64,
 steps 64, entropy, one token per step, temperature 0). The builder runs end to end
@@ -28,10 +29,10 @@ from typing import Any
 import torch
 
 
-def machine() -> str:
-    """CPU model and thread count (or the GPU name)."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+def machine(device: str = "cpu") -> str:
+    """CPU model and thread count, or the GPU's name when `device` is one."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -43,14 +44,17 @@ def machine() -> str:
     return f"{name}, {torch.get_num_threads()} threads"
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """The machine's practical fp32 ceiling: best GFLOP/s of a (size x size) @ (size x size) matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5, device: str = "cpu") -> float:
+    """The device's practical fp32 ceiling: best GFLOP/s of a (size x size) @ (size x size) matmul."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     a @ b
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -65,17 +69,17 @@ def forward_flops(model: Any, length: int) -> float:
     return 2.0 * weights * length + 4.0 * cfg.num_hidden_layers * length**2 * cfg.hidden_size
 
 
-def tiny_model() -> tuple[Any, str]:
+def tiny_model(device: str = "cpu") -> tuple[Any, str]:
     """The shipped tiny checkpoint, else a fresh default-shape tiny model with a sharpened head."""
     from tabom.models import build_tiny, load
     from tabom.models.loading import TINY_DIR
 
     if (TINY_DIR / "model.safetensors").exists():
-        return load("tiny", device="cpu"), "tiny (trained checkpoint)"
+        return load("tiny", device=device), "tiny (trained checkpoint)"
     model = build_tiny(seed=0)
     with torch.no_grad():
         model.backbone.get_output_embeddings().weight.mul_(50.0)
-    return model.eval(), "tiny shape, random init (head x50; no checkpoint in tabom/assets/tiny)"
+    return model.to(device).eval(), "tiny shape, random init (head x50; no checkpoint in tabom/assets/tiny)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--task", default="math_chain")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     from tabom.trajectories.builder import BuildConfig, build_trajectories, task_jobs
     from tabom.trajectories.distributed import DistEnv
 
-    model, model_desc = tiny_model()
+    model, model_desc = tiny_model(args.device)
     jobs = task_jobs(args.task, "train", args.n, seed=0)
     cfg = BuildConfig(batch_size=args.batch_size, verify="none", keep="all").resolved(model)
 
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     n, n_ref = len(jobs), len(ref_jobs)
     ref_flops = sum(forward_flops(model, len(model.encode_prompt(j.prompt)) + cfg.gen_length)
                     for j in ref_jobs) * (ref_nfe / n_ref)
-    ref_gflops, peak = ref_flops / ref_s / 1e9, matmul_peak_gflops()
+    ref_gflops, peak = ref_flops / ref_s / 1e9, matmul_peak_gflops(device=args.device)
     ours, theirs = n / built_s, n_ref / ref_s
     command = "python bench/generate.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"model: {model_desc}; {n} {args.task} prompts (reference: first {n_ref}), gen_length "
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| machine | command | builder seq/s | reference seq/s | speedup | forwards/seq builder "
           "| forwards/seq reference | row-forwards/seq builder |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {machine()} | `{command.strip()}` | {ours:.2f} | {theirs:.2f} | {ours / theirs:.1f}x "
+    print(f"| {machine(args.device)} | `{command.strip()}` | {ours:.2f} | {theirs:.2f} | {ours / theirs:.1f}x "
           f"| {stats.nfe / n:.2f} | {ref_nfe / n_ref:.1f} | {stats.row_forwards / n:.1f} |")
     print(f"ceiling: the reference's forwards run at {ref_gflops:.1f} GFLOP/s; a 1024^3 fp32 matmul at "
           f"{peak:.1f} GFLOP/s on the same threads; with the same forwards per sequence no decoder "

@@ -89,6 +89,34 @@ TEMPLATES: tuple[tuple[str, str, str], ...] = (
     ("list", "sum(v * v for v in L)", "the sum of the squares of the items of L"),
     ("list", "len([v for v in L if v % K == 0])", "how many items of L are divisible by K"),
 )
+# Added in the sixth session (2026-11-30): harder shapes (conditional expressions, three-part
+# compositions, words in another order than the code), nearly all with two constants, so that
+# each has many problems in every split. Without them the test split was mostly the two-constant
+# templates above, which the tiny model had learnt (docs/tiny_model.md).
+EXTRA_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    ("int2", "A if A > B + M else B + J", "A if A is greater than B plus M, else B plus J"),
+    ("int2", "A * K if A > B else B * J", "A times K if A is greater than B, else B times J"),
+    ("int2", "(A - B) * K + J", "the difference A minus B, times K, plus J"),
+    ("int2", "max(A, B) * K - J", "the larger of A and B, times K, minus J"),
+    ("int2", "min(A + K, B + J)", "the smaller of A plus K and B plus J"),
+    ("int2", "A // K + B * J", "A floor-divided by K, plus B times J"),
+    ("int2", "abs(A - B) * K + J", "the absolute difference of A and B, times K, plus J"),
+    ("int1", "A * K if A > M else A + J", "A times K if A is greater than M, else A plus J"),
+    ("int1", "(A + J) % K", "the sum of A and J modulo K"),
+    ("int1", "A * A - K * A + J", "A squared minus K times A, plus J"),
+    ("int1", "max(A * K, J)", "the larger of A times K and J"),
+    ("int1", "A // K * K + J", "A rounded down to a multiple of K, plus J"),
+    ("str", "S[K:] + 'W'", "S without its first K characters, followed by 'W'"),
+    ("str", "S.count('C') * K + J", "the number of times 'C' occurs in S, times K, plus J"),
+    ("str", "S[:K].upper() + 'W'", "the first K characters of S in capital letters, followed by 'W'"),
+    ("str", "S.replace('C', 'D') + 'W'", "S with every 'C' replaced by 'D', followed by 'W'"),
+    ("str", "S.count('C') + S.count('D')", "the number of times 'C' or 'D' occurs in S"),
+    ("list", "[v * K for v in L if v > M]", "the items of L greater than M, each multiplied by K"),
+    ("list", "(sum(L) - max(L)) * K + J", "the sum of L minus its largest item, times K, plus J"),
+    ("list", "[v % K + J for v in L]", "L with each item taken modulo K, then J added"),
+    ("list", "len([v for v in L if v > M]) * K", "how many items of L are greater than M, times K"),
+    ("list", "[v - J for v in L if v % K == 0]", "the items of L divisible by K, each minus J"),
+)
 KINDS: tuple[str, ...] = ("int1", "int2", "str", "list")
 _ARGS: dict[str, tuple[tuple[str, ...], ...]] = {
     "int1": (("a",), ("x",), ("n",), ("k",)),
@@ -141,7 +169,11 @@ def extract_code(output: str) -> str:
 
 
 class CodeFunc(TaskFamily):
-    """One-line functions from word specs; knobs set constant ranges and which kinds appear."""
+    """One-line functions from word specs; knobs set constant ranges and which kinds appear.
+
+    ``extended=False`` keeps only the 59 first templates (``TEMPLATES``), the family as it was
+    when the shipped tiny model's first two training stages ran (docs/tiny_model.md).
+    """
 
     name = "code_func"
     domain = "code"
@@ -154,6 +186,7 @@ class CodeFunc(TaskFamily):
         n_tests: int = 5,
         timeout_s: float = 5.0,
         workers: int = 2,
+        extended: bool = True,
     ) -> None:
         bad = [k for k in kinds if k not in KINDS]
         if not kinds or bad:
@@ -162,7 +195,8 @@ class CodeFunc(TaskFamily):
         check_range(self.name, "j_range", *j_range, minimum=1)
         if n_tests < 1:
             raise ValueError(f"{self.name}: n_tests: need at least one test, got {n_tests}")
-        self.templates = [t for t in TEMPLATES if t[0] in kinds]
+        pool = TEMPLATES + EXTRA_TEMPLATES if extended else TEMPLATES
+        self.templates = [t for t in pool if t[0] in kinds]
         self.k_range, self.j_range, self.n_tests = k_range, j_range, n_tests
         self.timeout_s, self.workers = timeout_s, workers
 

@@ -78,7 +78,7 @@ class PretrainConfig:
     """Overrides of `tabom.models.tiny.TinyConfig` (hidden_size, num_hidden_layers, ...)."""
     tasks: dict = field(default_factory=dict)
     """Constructor knobs per task family (`{"math_linear": {"x_range": [0, 20]}}`, as in
-    `load_task_options`); empty: every family's defaults (the shipped checkpoint's). The harder
+    `load_task_options`); empty: every family's defaults (the shipped checkpoint's last stage's). The harder
     ranges of before 2026-11-30 are kept in `tabom/assets/tasks/before_2026-11-30.yaml`."""
     init: str | None = None
     """Start from this tiny checkpoint's weights (a second stage of training) instead of a fresh
@@ -263,7 +263,9 @@ def load_resume_state(out: Path, model: DiffusionLM, opt: torch.optim.Optimizer,
         model.backbone.load_state_dict(load_file(str(folder / "model.safetensors")))
     except RuntimeError as exc:
         raise ValueError(f"{folder / 'model.safetensors'}: weights do not match the model: {exc}") from None
-    state = torch.load(folder / "state.pt", weights_only=True)
+    # map_location: a run saved on a GPU resumes on a CPU too (the optimizer moves its state to the
+    # parameters' device when loading it).
+    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
     opt.load_state_dict(state["optimizer"])
     rng.setstate(_as_tuple(state["python_rng"]))
     gen.set_state(state["generator"])
@@ -376,8 +378,25 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
         history = extended_from(out / "pretrain_config.json", cfg.steps)
         if history:
             record["extended_from"] = history
+    if cfg.init is not None:
+        previous = init_config(cfg.init)
+        if previous is not None:
+            record["init_config"] = previous
     (out / "pretrain_config.json").write_text(json.dumps(record, indent=2) + "\n")
     return model
+
+
+def init_config(init: str) -> dict | None:
+    """The `pretrain_config.json` of the checkpoint a run starts from (`init`: a folder or "tiny"),
+    or None when it has none (a checkpoint not made by `tabom pretrain`).
+
+    Recorded in the new run's `pretrain_config.json` as `init_config`, so a staged model's file
+    holds every stage's settings, the first stage innermost.
+    """
+    from tabom.models.loading import TINY_DIR
+
+    path = (TINY_DIR if init == "tiny" else Path(init).expanduser()) / "pretrain_config.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def extended_from(config_path: Path, steps: int) -> list[int]:

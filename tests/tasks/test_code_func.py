@@ -77,3 +77,29 @@ def test_hidden_tests_tell_functions_apart() -> None:
 def test_helpers() -> None:
     assert compact("max(a, b) + 2 * b") == "max(a,b)+2*b"
     assert extract_code("def f(x): return x\n#### done") == "def f(x): return x\n"
+
+
+def test_every_template_renders_solutions_that_pass_and_extended_false_keeps_the_first_ones() -> None:
+    """Each template (the base ones and those added later) yields a native and a reference solution
+    that pass its own hidden asserts, while a body that returns None fails them."""
+    import random
+
+    from tabom.tasks.base import draft_fits
+
+    base, extra = code_func_module.TEMPLATES, code_func_module.EXTRA_TEMPLATES
+    assert get_family("code_func", extended=False).templates == list(base)
+    assert get_family("code_func").templates == list(base + extra)
+    assert len(set(base + extra)) == len(base) + len(extra)
+    fam = get_family("code_func")
+    problems, outputs = [], []
+    for i, template in enumerate(base + extra):
+        fam.templates = [template]
+        d = fam.draft(random.Random(i))
+        assert draft_fits(d), d
+        p = Problem(id=str(i), family="code_func", domain="code", prompt=d.prompt, reference=d.reference,
+                    native=d.native, answer=d.answer, meta=d.meta)
+        problems += [p] * 3
+        outputs += [d.native, d.reference, d.native.split(" return ")[0] + " return None"]
+    results = fam.verify_many(problems, outputs)
+    assert results == [True, True, False] * (len(base) + len(extra)), [
+        (o, r) for o, r in zip(outputs, results) if r != (not o.endswith("None"))]

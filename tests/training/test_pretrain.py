@@ -195,6 +195,11 @@ def test_init_starts_from_the_checkpoint_and_a_finished_run_extends_with_resume(
     for (name, a), (_, b) in zip(start.state_dict().items(), frozen.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), frozen.state_dict().values()))
+    # A snapshot has no pretrain_config.json; a finished run's settings go into the new run's file.
+    assert "init_config" not in json.loads((tmp_path / "b" / "pretrain_config.json").read_text())
+    pretrain(PretrainConfig(out=str(tmp_path / "c"), steps=1, init=str(tmp_path / "a"), **base), progress=False)
+    staged = json.loads((tmp_path / "c" / "pretrain_config.json").read_text())
+    assert staged["init"] == str(tmp_path / "a") and staged["init_config"] == saved
     with pytest.raises(ValueError, match="init"):
         PretrainConfig(init=str(tmp_path / "a"), model=SMALL)
 
@@ -354,3 +359,20 @@ def test_group_numbers_pretraining_runs_and_masks_twins_together(tmp_path, monke
                 assert states.all() or not states.any()
                 tied += int(states.numel() > 1)
     assert tied > 0
+
+
+def test_shipped_task_files_load_and_name_real_knobs() -> None:
+    """Every YAML under tabom/assets/tasks is a valid --tasks file (the recipes of the shipped model)."""
+    from importlib.resources import files
+
+    from tabom.tasks import get_family
+    from tabom.training.pretrain import load_task_options
+
+    shipped = sorted(p for p in files("tabom").joinpath("assets", "tasks").iterdir() if p.name.endswith(".yaml"))
+    assert [p.name for p in shipped] == ["before_2026-11-30.yaml", "tiny_stages_1_2.yaml"]
+    for path in shipped:
+        options = load_task_options(str(path))
+        assert options, path
+    stages = load_task_options(str(files("tabom").joinpath("assets", "tasks", "tiny_stages_1_2.yaml")))
+    assert stages == {"code_func": {"extended": False}}
+    assert len(get_family("code_func", **stages["code_func"]).templates) < len(get_family("code_func").templates)
