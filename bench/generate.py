@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = {t.id: t for t in read_trajectories(out)}
 
     start = time.perf_counter()
-    ref_nfe = 0
+    ref_nfe = same = same_tokens = 0
     ref_jobs = jobs[: args.ref_n]
     for job in ref_jobs:
         ref = reference_generate(model, model.encode_prompt(job.prompt), gen_length=cfg.gen_length,
@@ -118,11 +118,16 @@ def main(argv: list[str] | None = None) -> None:
                                  tokens_per_step=cfg.tokens_per_step)
         ref_nfe += ref.nfe
         row = rows[job.id]
-        assert row.response_token_ids == ref.tokens[0].tolist(), f"{job.id}: tokens differ"
-        assert row.decoding_order == ref.decoding_order[0].tolist(), f"{job.id}: decode order differs"
+        tokens_match = row.response_token_ids == ref.tokens[0].tolist()
+        same_tokens += tokens_match
+        same += tokens_match and row.decoding_order == ref.decoding_order[0].tolist()
     ref_s = time.perf_counter() - start
 
     n, n_ref = len(jobs), len(ref_jobs)
+    # On the CPU the two must agree exactly; a GPU's kernels round differently for a batch of one
+    # and a padded batch, so near-ties in the entropy can break the other way there.
+    if torch.device(args.device).type == "cpu":
+        assert same == n_ref, f"{n_ref - same} of {n_ref} rows differ between builder and reference"
     ref_flops = sum(forward_flops(model, len(model.encode_prompt(j.prompt)) + cfg.gen_length)
                     for j in ref_jobs) * (ref_nfe / n_ref)
     ref_gflops, peak = ref_flops / ref_s / 1e9, matmul_peak_gflops(device=args.device)
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python bench/generate.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"model: {model_desc}; {n} {args.task} prompts (reference: first {n_ref}), gen_length "
           f"{cfg.gen_length}, steps {cfg.steps}, {cfg.strategy}, one token per step, batch "
-          f"{args.batch_size}; builder {built_s:.1f}s, reference {ref_s:.1f}s; outputs identical: yes")
+          f"{args.batch_size}; builder {built_s:.1f}s, reference {ref_s:.1f}s; of {n_ref} rows, tokens "
+          f"identical in {same_tokens}, tokens and decode order in {same}")
     print("| machine | command | builder seq/s | reference seq/s | speedup | forwards/seq builder "
           "| forwards/seq reference | row-forwards/seq builder |")
     print("|---|---|---|---|---|---|---|---|")

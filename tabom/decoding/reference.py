@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .batch import model_device
 from .engine import SamplerOptions, check_options
 from .result import DecodeResult
 from .rules import select
@@ -45,10 +46,11 @@ def reference_generate(
     check_options(SamplerOptions(strategy, temperature, top_p, top_k, generator))
     plan = plan_blocks(gen_length, steps, block_length, tokens_per_step)
     mask_id = model.mask_token_id
-    x = torch.tensor([list(prompt) + [mask_id] * gen_length], dtype=torch.long)  # (1, L)
+    device = model_device(model)
+    x = torch.tensor([list(prompt) + [mask_id] * gen_length], dtype=torch.long, device=device)  # (1, L)
     attention = torch.ones_like(x, dtype=torch.bool)  # (1, L)
-    masked = torch.ones((1, gen_length), dtype=torch.bool)  # (1, G)
-    order = torch.full((1, gen_length), -1, dtype=torch.long)  # (1, G)
+    masked = torch.ones((1, gen_length), dtype=torch.bool, device=device)  # (1, G)
+    order = torch.full((1, gen_length), -1, dtype=torch.long, device=device)  # (1, G)
     step = 0
     with torch.inference_mode():
         for block in range(plan.num_blocks):
@@ -80,7 +82,7 @@ def reference_generate(
                     strategy,
                     logits,
                     eligible,
-                    torch.tensor([count]),
+                    torch.tensor([count], device=device),
                     generator,
                     temperature=temperature,
                     top_p=top_p,
@@ -91,5 +93,5 @@ def reference_generate(
                 masked &= ~selection.chosen
                 order[selection.chosen] = step
                 step += 1
-    tokens = x[:, -gen_length:].clone()
-    return DecodeResult(tokens, order.clone(), torch.tensor([step]), step, None)
+    tokens = x[:, -gen_length:].cpu()  # CPU tensors, as generate returns
+    return DecodeResult(tokens, order.cpu(), torch.tensor([step]), step, None)

@@ -7,11 +7,16 @@ p_mask = (1 - eps) t + eps, the prompt never, CE / p_mask averaged over response
 The response window is `gen_length` tokens: the answer, then EOS padding (trained on, as LLaDA
 does, so the model learns to end).
 
-The shipped model (CPU, 2 threads): 14,000 steps, then the same run extended to 24,000
-(`--resume` with a larger `--steps`, a warm restart; docs/tiny_model.md):
+The shipped model (CPU, 2 threads): 14,000 steps, the same run extended to 24,000 (`--resume`
+with a larger `--steps`, a warm restart), both on code_func's first 59 templates, then a third
+stage on the default tasks (docs/tiny_model.md):
 
-    tabom pretrain --out runs/tiny --steps 14000 --precision bf16 --save-every 1000
-    tabom pretrain --out runs/tiny --steps 24000 --precision bf16 --save-every 1000 --resume
+    tabom pretrain --out runs/tiny --steps 14000 --precision bf16 --save-every 1000 \
+        --tasks tabom/assets/tasks/tiny_stages_1_2.yaml
+    tabom pretrain --out runs/tiny --steps 24000 --precision bf16 --save-every 1000 --resume \
+        --tasks tabom/assets/tasks/tiny_stages_1_2.yaml
+    tabom pretrain --init runs/tiny --out runs/tiny_stage3 --steps 3000 --lr 4e-4 --precision bf16 \
+        --save-every 500
 """
 
 from __future__ import annotations
@@ -70,7 +75,9 @@ class PretrainConfig:
     precision: str = "fp32"
     """"fp32"; "bf16" (autocast of the forward and loss, weights and optimizer kept in float32:
     1.4x faster steps on this project's AVX512-BF16 CPU, docs/benchmarks.md; the shipped checkpoint
-    was trained so); "auto": bf16 on a CUDA device that supports it, else fp32."""
+    was trained so); "auto": bf16 on a CUDA device that supports it, else fp32. For the tiny shape
+    on an H200, bf16 was 2.8x *slower* than fp32 (0.082 against 0.029 s a step: the model is
+    launch-bound and autocast adds casts), so use fp32 there; bf16 pays off for larger models."""
     save_every: int = 0
     """Every k steps save a snapshot to `out/step_<k>` and the resume state to `out/resume`
     (0: only the final model)."""
