@@ -25,6 +25,11 @@ META_FILE = "diffusion.json"
 TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny"
 
 
+def model_dir(name_or_path: str | Path) -> Path:
+    """The folder a model name stands for: "tiny" is the shipped checkpoint, anything else a path."""
+    return TINY_DIR if str(name_or_path) == "tiny" else Path(name_or_path).expanduser()
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device | None) -> torch.dtype:
     """'auto'/None -> bfloat16 on a CUDA device, float32 elsewhere; strings name torch dtypes."""
     if isinstance(dtype, torch.dtype):
@@ -68,7 +73,7 @@ def load(
     device_map: str | dict | None = None,
 ) -> DiffusionLM:
     """Load a DiffusionLM by name ("tiny") or from a local folder; never downloads anything."""
-    directory = TINY_DIR if str(name_or_path) == "tiny" else Path(name_or_path).expanduser()
+    directory = model_dir(name_or_path)
     if not directory.is_dir():
         raise FileNotFoundError(
             f"{name_or_path}: not a model folder (give 'tiny' or a local checkpoint directory; "
@@ -157,7 +162,7 @@ def checkpoint_fingerprint(name_or_path: str | Path) -> str:
     """
     import hashlib
 
-    directory = TINY_DIR if str(name_or_path) == "tiny" else Path(name_or_path).expanduser()
+    directory = model_dir(name_or_path)
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{directory}: no *.safetensors weight files")

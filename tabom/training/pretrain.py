@@ -400,9 +400,9 @@ def init_config(init: str) -> dict | None:
     Recorded in the new run's `pretrain_config.json` as `init_config`, so a staged model's file
     holds every stage's settings, the first stage innermost.
     """
-    from tabom.models.loading import TINY_DIR
+    from tabom.models.loading import model_dir
 
-    path = (TINY_DIR if init == "tiny" else Path(init).expanduser()) / "pretrain_config.json"
+    path = model_dir(init) / "pretrain_config.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

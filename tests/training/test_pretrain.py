@@ -368,11 +368,10 @@ def test_shipped_task_files_load_and_name_real_knobs() -> None:
     from tabom.tasks import get_family
     from tabom.training.pretrain import load_task_options
 
-    shipped = sorted(p for p in files("tabom").joinpath("assets", "tasks").iterdir() if p.name.endswith(".yaml"))
-    assert [p.name for p in shipped] == ["before_2026-11-30.yaml", "tiny_stages_1_2.yaml"]
-    for path in shipped:
-        options = load_task_options(str(path))
-        assert options, path
-    stages = load_task_options(str(files("tabom").joinpath("assets", "tasks", "tiny_stages_1_2.yaml")))
+    shipped = {p.name: load_task_options(str(p))
+               for p in files("tabom").joinpath("assets", "tasks").iterdir() if p.name.endswith(".yaml")}
+    assert sorted(shipped) == ["before_2026-11-30.yaml", "tiny_stages_1_2.yaml"]
+    assert all(shipped.values()), shipped
+    stages = shipped["tiny_stages_1_2.yaml"]
     assert stages == {"code_func": {"extended": False}}
     assert len(get_family("code_func", **stages["code_func"]).templates) < len(get_family("code_func").templates)
