@@ -4,8 +4,9 @@
 #     OUT=/tmp/gpu bash bench/gpu_session.sh      # writes its logs and a report archive to $OUT
 #
 # Each benchmark has its own time limit so one slow part cannot eat the others' time. Order:
-# the loss head (float32, then bf16), batched decoding against the reference, pre-training step
-# time (fp32 vs bf16 autocast), then `tabom reproduce --quick` timed end to end. The package is
+# the loss head (float32, then bf16; 2 warm-up runs and the fastest of 5, the script's CUDA
+# defaults), batched decoding against the reference, pre-training step time (fp32 vs bf16
+# autocast), then `tabom reproduce --quick` timed end to end. The package is
 # installed in editable mode without dependencies (the machine is expected to have torch,
 # transformers, peft, typer, rich, matplotlib and safetensors already).
 set -u

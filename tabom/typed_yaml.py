@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 
 
 def where(source: str, lines: dict[str, int], key: str) -> str:
+    """``source:line`` of ``key`` when ``lines`` has its line, else ``source``."""
     line = lines.get(key)
     return f"{source}:{line}" if line else source
 
@@ -90,6 +91,7 @@ def coerce(value: Any, tp: Any, key: str, err: Any) -> Any:
 
 
 def show(value: Any) -> str:
+    """A value as error messages show it: ``null``, or its type name and repr."""
     return "null" if value is None else f"{type(value).__name__} {value!r}"
 
 

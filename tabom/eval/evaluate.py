@@ -64,6 +64,7 @@ class EvalReport:
         return {k: sum(s.correct for s in v) / len(v) for k, v in self._by_task().items()}
 
     def counts(self) -> dict[str, int]:
+        """Number of samples per task, in first-seen task order."""
         return {k: len(v) for k, v in self._by_task().items()}
 
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -81,6 +82,7 @@ class EvalReport:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: model, settings, methods, seconds, metrics, accuracy, counts, all samples."""
         return {"model": self.model, "settings": self.settings, "methods": self.methods,
                 "seconds": round(self.seconds, 2), "metrics": self.metrics(), "accuracy": self.accuracy(),
                 "counts": self.counts(), "samples": [asdict(s) for s in self.samples]}

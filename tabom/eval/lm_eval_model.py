@@ -103,14 +103,17 @@ class TabomLM(LM):
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict[str, Any], additional_config: dict | None = None) -> "TabomLM":
+        """Build from parsed ``model_args``; lm-eval's non-None flags fill only keys they leave unset."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
         return cls(**arg_dict, **extra)
 
     @property
     def tokenizer_name(self) -> str:
+        """lm-eval's tokenizer identifier: the model's name with ``/`` replaced by ``__``."""
         return str(getattr(self.lm, "name", "tabom")).replace("/", "__")
 
     def chat_template(self, chat_template: bool | str = False) -> str | None:
+        """The tokenizer's chat template (None when it has none); the argument is ignored."""
         return getattr(self.lm.tokenizer, "chat_template", None)
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -122,9 +125,11 @@ class TabomLM(LM):
         return "\n".join(m["content"] for m in chat_history)
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """Not supported: raises NotImplementedError (tabom's lm-eval model only generates)."""
         raise NotImplementedError(NOT_GENERATIVE)
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """Not supported: raises NotImplementedError (tabom's lm-eval model only generates)."""
         raise NotImplementedError(NOT_GENERATIVE)
 
     # ------------------------------------------------------------------ generation

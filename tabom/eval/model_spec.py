@@ -27,6 +27,7 @@ class ModelSpec:
 
     @property
     def description(self) -> str:
+        """``model``, or ``model + adapter`` when an adapter is set."""
         return self.model if self.adapter is None else f"{self.model} + {self.adapter}"
 
 

@@ -40,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = _build()
 
 
 def preset_names() -> list[str]:
+    """The name of every preset, sorted."""
     return sorted(PRESETS)
 
 

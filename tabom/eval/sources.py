@@ -22,9 +22,11 @@ class TaskSource(Protocol):
     name: str
     method: str
 
-    def load(self, limit: int | None, split: str, seed: int) -> list[BenchItem]: ...
+    def load(self, limit: int | None, split: str, seed: int) -> list[BenchItem]:
+        """At most ``limit`` problems (None: the source's default) of ``split``, drawn with ``seed``."""
 
-    def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]: ...
+    def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """One verdict per output, in the order of ``items``."""
 
 
 @dataclass
@@ -40,10 +42,12 @@ class FamilySource:
         return get_family(self.name)
 
     def load(self, limit: int | None, split: str, seed: int) -> list[BenchItem]:
+        """``limit`` problems (200 when None) of the family's ``split``, drawn with ``seed``."""
         problems = self._family().problems(split, 200 if limit is None else limit, seed=seed)
         return [BenchItem(p.id, p.prompt, p.answer, {"problem": p}) for p in problems]
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """The family's verifier on each output; the extracted answer is the output's answer text."""
         from tabom.tasks.answers import extract_answer_text  # noqa: PLC0415
 
         verdicts = self._family().verify_many([i.meta["problem"] for i in items], outputs)
@@ -58,16 +62,20 @@ class BenchmarkSource:
 
     @property
     def name(self) -> str:
+        """The benchmark's name."""
         return self.bench.name
 
     @property
     def method(self) -> str:
+        """How the benchmark decides correctness."""
         return self.bench.method
 
     def load(self, limit: int | None, split: str, seed: int) -> list[BenchItem]:
+        """The file's first ``limit`` items (all when None); ``split`` and ``seed`` are ignored."""
         return self.bench.items(limit)
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """The benchmark's own scorer."""
         return self.bench.score(items, outputs)
 
 

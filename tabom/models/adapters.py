@@ -40,6 +40,7 @@ _PREFIX = "base_model.model."
 
 
 def has_adapter(model: DiffusionLM) -> bool:
+    """True when ``model.backbone`` is wrapped by PEFT (a ``PeftModel``)."""
     from peft import PeftModel
 
     return isinstance(model.backbone, PeftModel)

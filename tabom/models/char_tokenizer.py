@@ -35,6 +35,7 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The five special tokens plus one id per alphabet character."""
         return len(SPECIALS) + len(self.alphabet)
 
     def __len__(self) -> int:
@@ -60,11 +61,13 @@ class CharTokenizer:
         return "".join(out)
 
     def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``tokenizer.json`` (type, specials, alphabet) into ``directory``."""
         path = Path(directory) / "tokenizer.json"
         path.write_text(json.dumps({"type": TOKENIZER_TYPE, "specials": SPECIALS, "alphabet": self.alphabet}))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "CharTokenizer":
+        """Read a ``tokenizer.json`` written by :meth:`save_pretrained`; ValueError for any other file."""
         data = json.loads(Path(path).read_text())
         if data.get("type") != TOKENIZER_TYPE or data.get("specials") != SPECIALS:
             raise ValueError(f"{path}: type: not a tabom character tokenizer")

@@ -23,9 +23,11 @@ from torch import nn
 class TokenizerLike(Protocol):
     """What tabom needs from a tokenizer (the tiny character tokenizer or a transformers one)."""
 
-    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]:
+        """Text -> token ids (with the tokenizer's special tokens when asked)."""
 
-    def decode(self, ids: list[int], skip_special_tokens: bool = ...) -> str: ...
+    def decode(self, ids: list[int], skip_special_tokens: bool = ...) -> str:
+        """Token ids -> text (special tokens dropped when asked)."""
 
 
 def make_bidirectional(backbone: nn.Module) -> None:
@@ -93,14 +95,17 @@ class DiffusionLM(nn.Module):
 
     @property
     def vocab_size(self) -> int:
+        """V, the number of rows of the LM head (V, H)."""
         return int(self.head_weight.shape[0])
 
     @property
     def device(self) -> torch.device:
+        """The device of the LM head's weight."""
         return self.head_weight.device
 
     @property
     def config(self) -> Any:
+        """The backbone's transformers config."""
         return self.backbone.config
 
     @property
@@ -173,6 +178,7 @@ class DiffusionLM(nn.Module):
         return self.tokenizer.decode(seq, skip_special_tokens=True)
 
     def extra_repr(self) -> str:
+        """Family, name, special ids and logit shift, shown in the module's repr."""
         return (
             f"family={self.family}, name={self.name!r}, mask={self.mask_token_id}, "
             f"eos={self.eos_token_id}, pad={self.pad_token_id}, shift={self.logits_shift}"

@@ -45,10 +45,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device | 
 
 
 def default_device() -> str:
+    """``"cuda"`` when CUDA is available, else ``"cpu"``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """Parse a JSON file; invalid JSON raises ValueError naming ``path:line``."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:

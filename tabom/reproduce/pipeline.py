@@ -93,6 +93,7 @@ class Reproduction:
 
     # ------------------------------------------------------------------ data
     def trajectory_params(self, domain: str) -> dict[str, Any]:
+        """What a domain's trajectory file is built with (kept in its marker; a change rebuilds it)."""
         p = self.plan
         return {"model": self.model_key, "families": p.families(domain), "n_per_family": p.n_train, "split": "train",
                 "seed": 0, "gen_length": p.gen_length, "keep": p.keep, "strategy": "model default", "temperature": 0.0}
@@ -201,6 +202,7 @@ class Reproduction:
 
     # ------------------------------------------------------------------ evaluation
     def decode_settings(self, decode: str) -> Any:
+        """Settings of ``full`` (a token per step) or ``parallel`` (``parallel_tokens`` per step) decoding."""
         from tabom.eval.evaluate import DecodeSettings
 
         g = self.plan.gen_length

@@ -66,6 +66,7 @@ class Method:
 
     @property
     def key(self) -> str:
+        """The folder name of the method's artifacts: its run's key, ``no_sft`` for the base model."""
         return "no_sft" if self.run is None else self.run.key
 
 
@@ -192,9 +193,11 @@ class Plan:
         return others + list(families_for("ood"))
 
     def eval_families(self, domain: str) -> list[str]:
+        """The families a domain's models are evaluated on: its own, then the out-of-domain ones."""
         return self.families(domain) + self.ood_families(domain)
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (``dataclasses.asdict``)."""
         return asdict(self)
 
 

@@ -106,6 +106,7 @@ def parallel_shift(full: dict[str, Any], par: dict[str, Any]) -> str | None:
 
 
 def tds_reading(domain: str, rows: dict[str, Any]) -> str | None:
+    """Whether TABOM has the highest pooled TDS of the domain's rows; None without rows or a TABOM row."""
     best = _best(rows, "pooled")
     if best is None or "TABOM" not in rows:
         return None
@@ -118,6 +119,7 @@ def tds_reading(domain: str, rows: dict[str, Any]) -> str | None:
 
 
 def ablation_readings(ab: dict[str, Any], fams: dict[str, list[str]]) -> list[str]:
+    """Sentences of Table 5: the ranking loss vs trajectory masking alone per window, then local vs global."""
     get: dict[str, dict[str, Any]] = {}  # "<section>/rank" or "<section>/ce"
     for r in ab["rows"]:
         if r["section"]:
@@ -140,6 +142,7 @@ def ablation_readings(ab: dict[str, Any], fams: dict[str, list[str]]) -> list[st
 
 
 def grid_reading(grid: dict[str, Any]) -> str | None:
+    """Where the lambda x margin grid's best in-domain average is; None when no cell has one."""
     cells = [c for c in grid["cells"] if "in_avg" in c["mean"]]
     if not cells:
         return None
@@ -153,6 +156,7 @@ def grid_reading(grid: dict[str, Any]) -> str | None:
 
 
 def sweep_reading(sweep: dict[str, Any]) -> str | None:
+    """Which window size W gives the best in-domain average; None when no row has one."""
     rows = [r for r in sweep["rows"] if "in_avg" in r["mean"]]
     if not rows:
         return None
@@ -162,6 +166,7 @@ def sweep_reading(sweep: dict[str, Any]) -> str | None:
 
 
 def trajectory_reading(domain: str, stats: dict[str, Any] | None) -> str | None:
+    """Training prompts the base model solved and trajectories kept, as a sentence; None without stats."""
     if not stats or not stats["total"].get("generated"):
         return None
     t = stats["total"]

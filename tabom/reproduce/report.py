@@ -68,6 +68,7 @@ def accuracy_table(rows: dict[str, dict[str, Any]], fams: dict[str, list[str]], 
 
 
 def paper_main_table(domain: str) -> str:
+    """The paper's Table 2 (code) or Table 3 (math) for ``domain``, labelled with its source."""
     ins, oods = paper.MAIN_COLUMNS[domain]
     header = ["Base model", "Method", *ins, "In-domain avg.", *oods, "OOD avg."]
     lines = [[model, method, *(f"{v:.2f}" for v in vals)]
@@ -85,6 +86,7 @@ def tds_table(rows: dict[str, dict[str, Any]], in_fams: list[str]) -> str:
 
 
 def ablation_table(ab: dict[str, Any], fams: dict[str, list[str]]) -> str:
+    """Table 5 layout: Method | in-domain families | Avg. | OOD families | Avg., a header row per section."""
     cols = [*fams["in"], "in_avg", *fams["ood"], "ood_avg"]
     names = {"in_avg": "In-domain avg.", "ood_avg": "OOD avg."}
     lines, section = [], None
@@ -97,6 +99,7 @@ def ablation_table(ab: dict[str, Any], fams: dict[str, list[str]]) -> str:
 
 
 def grid_table(grid: dict[str, Any]) -> str:
+    """Table 7 layout: in-domain average per (lambda, margin), then the paper's grid."""
     lambdas = sorted({c["lambda"] for c in grid["cells"]})
     margins = sorted({c["margin"] for c in grid["cells"]})
     by = {(c["lambda"], c["margin"]): c for c in grid["cells"]}
@@ -109,6 +112,7 @@ def grid_table(grid: dict[str, Any]) -> str:
 
 
 def sweep_table(sweep: dict[str, Any]) -> str:
+    """Table 9 layout: in-domain and OOD averages per window size W, then the paper's sweep."""
     lines = [[r["paper_w"], str(r["w"]), cell(r | {"show_gain": False}, "in_avg"), cell(r | {"show_gain": False}, "ood_avg")]
              for r in sweep["rows"]]
     ours = _table(["Paper's W", f"Tiny W (gen_length {sweep['gen_length']})", "In-domain avg.", "OOD avg."], lines)
@@ -117,6 +121,7 @@ def sweep_table(sweep: dict[str, Any]) -> str:
 
 
 def yield_table(trajectories: dict[str, Any]) -> str:
+    """Trajectory yield per domain and family (generated, correct, kept, correct %), a total per domain."""
     lines = []
     for domain, stats in trajectories.items():
         if not stats:

@@ -32,6 +32,7 @@ PACKAGES: tuple[str, ...] = ("tabom", "torch", "transformers", "peft", "accelera
 
 
 def seed_key(seed: int | None) -> str:
+    """A seed's key in ``per_seed``: ``"base"`` for None (the untrained base model), else the seed."""
     return "base" if seed is None else str(seed)
 
 
@@ -167,6 +168,7 @@ def training_curves(repro: Reproduction, domain: str) -> dict[str, dict[str, Any
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python, the platform and :data:`PACKAGES` (``not installed`` when missing)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}

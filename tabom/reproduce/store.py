@@ -36,6 +36,7 @@ def write_json(path: Path, obj: Any) -> Path:
 
 
 def read_json(path: Path) -> Any:
+    """Parse a JSON file; invalid JSON raises ValueError naming ``path:line``."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -66,26 +67,33 @@ class Store:
 
     # ------------------------------------------------------------------ artifact paths
     def trajectories(self, domain: str) -> Path:
+        """``trajectories/<domain>.jsonl``: the domain's self-distilled trajectories."""
         return self.root / "trajectories" / f"{domain}.jsonl"
 
     def gt_data(self, domain: str) -> Path:
+        """``data/sft_gt_<domain>.jsonl``: the domain's ground-truth SFT data."""
         return self.root / "data" / f"sft_gt_{domain}.jsonl"
 
     def run_dir(self, domain: str, key: str, seed: int) -> Path:
+        """``runs/<domain>/<key>/seed<seed>``: one training run's folder."""
         return self.root / "runs" / domain / key / f"seed{seed}"
 
     def eval_json(self, domain: str, key: str, seed: int | None, decode: str, split: str) -> Path:
+        """``eval/<domain>/<key>/<seedN or base>/<decode>_<split>.json``: one evaluation's results."""
         return self.root / "eval" / domain / key / _seed_dir(seed) / f"{decode}_{split}.json"
 
     def tds_json(self, domain: str, key: str, seed: int | None) -> Path:
+        """``tds/<domain>/<key>/<seedN or base>.json``: one TDS measurement."""
         return self.root / "tds" / domain / key / f"{_seed_dir(seed)}.json"
 
     def figure(self, name: str) -> Path:
+        """``figures/<name>``: one of the report's figures."""
         return self.root / "figures" / name
 
     # ------------------------------------------------------------------ markers
     @staticmethod
     def marker(artifact: Path) -> Path:
+        """The completion marker of an artifact: ``d/.done`` for a folder ``d``, ``x.done`` for a file."""
         return artifact / MARKER if artifact.is_dir() else artifact.with_name(artifact.name + MARKER)
 
     def done(self, artifact: Path, params: dict[str, Any]) -> bool:
@@ -153,6 +161,7 @@ class Store:
         return True
 
     def record(self, name: str, status: str, seconds: float = 0.0) -> None:
+        """Log a step's status (``ran`` or ``cached``) and seconds; echo it when ``echo`` is set."""
         self.log.append(StepRecord(name, status, round(seconds, 2)))
         if self.echo is not None:
             extra = f" ({seconds:.1f}s)" if status == "ran" else ""

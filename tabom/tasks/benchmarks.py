@@ -142,6 +142,7 @@ def normalize_latex(text: str) -> str:
 
 
 def math_verify_available() -> bool:
+    """True when the optional ``math_verify`` package can be imported."""
     try:
         import math_verify  # noqa: F401, PLC0415
     except ImportError:
@@ -188,10 +189,13 @@ class Benchmark(ABC):
 
 
 class GSM8K(Benchmark):
+    """GSM8K: grade-school word problems; the gold answer is the number after ``####``."""
+
     name = "gsm8k"
     method = "flexible-extract: last number of the output == number after '####'"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
+        """``question`` and ``answer`` -> item; the gold is the number after the last ``####``."""
         question = _field(record, where, "question")
         answer = _field(record, where, "answer")
         if "####" not in answer:
@@ -201,6 +205,7 @@ class GSM8K(Benchmark):
         return BenchItem(str(record.get("id", f"gsm8k-{lineno}")), prompt, gold)
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """GSM8K: the response's final number against the reference answer, as lm-eval's flexible-extract."""
         out = []
         for item, text in zip(items, outputs, strict=True):
             pred = extract_final_number(text)
@@ -209,6 +214,8 @@ class GSM8K(Benchmark):
 
 
 class MATH500(Benchmark):
+    """MATH500: competition problems scored on the last ``\\boxed{}`` of the output."""
+
     name = "math500"
 
     def __init__(self, path: str | Path, **kwargs: Any) -> None:
@@ -218,6 +225,7 @@ class MATH500(Benchmark):
                        else "boxed answer, normalized string match (math_verify not installed)")
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
+        """``problem`` and ``answer`` -> item whose prompt asks for the answer in ``\\boxed{}``."""
         problem = _field(record, where, "problem")
         answer = _field(record, where, "answer")
         prompt = f"{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -237,6 +245,7 @@ class MATH500(Benchmark):
             return False
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """MATH500: the last ``\\boxed{}`` of the response, :meth:`equivalent` to the answer (none: wrong)."""
         out = []
         for item, text in zip(items, outputs, strict=True):
             pred = extract_boxed(text)
@@ -245,10 +254,13 @@ class MATH500(Benchmark):
 
 
 class HumanEval(Benchmark):
+    """HumanEval: complete a function; pass@1 by running the record's ``check`` in the sandbox."""
+
     name = "humaneval"
     method = "pass@1: prompt + completion passes check(entry_point) in the sandbox"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
+        """``task_id``, ``prompt``, ``test`` and ``entry_point`` -> item asking for the whole function."""
         task_id = _field(record, where, "task_id")
         code_prompt = _field(record, where, "prompt")
         meta = {"code_prompt": code_prompt, "test": _field(record, where, "test"),
@@ -267,14 +279,18 @@ class HumanEval(Benchmark):
         return f"{body}\n\n{item.meta['test']}\n\ncheck({entry})\n"
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """HumanEval: each :meth:`program` run in the sandbox; correct when the run succeeds."""
         return self._run_code([self.program(i, o) for i, o in zip(items, outputs, strict=True)])
 
 
 class MBPP(Benchmark):
+    """MBPP: write code from a description; pass@1 by running ``test_list``'s asserts in the sandbox."""
+
     name = "mbpp"
     method = "pass@1: the code passes every assert of test_list in the sandbox"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
+        """``task_id``, ``text`` (or ``prompt``), ``test_list``, ``test_setup_code`` -> item listing tests."""
         task_id = _field(record, where, "task_id")
         text = _field(record, where, "text", "prompt")
         tests = _field(record, where, "test_list", kind=list)
@@ -287,17 +303,22 @@ class MBPP(Benchmark):
 
     @staticmethod
     def program(item: BenchItem, output: str) -> str:
+        """The script run for one output: the extracted code, the setup code, then the asserts."""
         return f"{extract_code(output)}\n\n{item.meta['setup']}\n" + "\n".join(item.meta["tests"]) + "\n"
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """MBPP: each :meth:`program` run in the sandbox; correct when the run succeeds."""
         return self._run_code([self.program(i, o) for i, o in zip(items, outputs, strict=True)])
 
 
 class IFEval(Benchmark):
+    """IFEval: verifiable instructions; prompt-level strict accuracy, loose and per-instruction in extra."""
+
     name = "ifeval"
     method = "all instructions followed (prompt-level strict); loose in extra"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
+        """``key``, ``prompt``, ``instruction_id_list``, ``kwargs`` -> item; instruction ids checked."""
         from tabom.tasks.ifeval import CHECKERS  # noqa: PLC0415
 
         key = _field(record, where, "key")
@@ -312,6 +333,7 @@ class IFEval(Benchmark):
         return BenchItem(key, prompt, "", {"instruction_id_list": ids, "kwargs": kwargs})
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
+        """IFEval: correct when every instruction is followed (strict); loose, per-instruction in extra."""
         from tabom.tasks.ifeval import score_ifeval  # noqa: PLC0415
 
         out = []

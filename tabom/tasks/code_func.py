@@ -222,6 +222,7 @@ class CodeFunc(TaskFamily):
         return cases
 
     def draft(self, rng: random.Random) -> Draft:
+        """Draw a key with :meth:`draft_key`, then render it (tests and names) with the same ``rng``."""
         key, render = self.draft_key(rng)
         return render(rng)
 

@@ -146,6 +146,7 @@ class CodeTrace(TaskFamily):
         return lines, native, ref, value
 
     def draft(self, rng: random.Random) -> Draft:
+        """A program of a random kind (redrawn until its answer is within +-999), its variables renamed."""
         while True:
             kind = rng.choice(self.kinds)
             lines, native, ref, answer = getattr(self, f"_{kind}")(rng)

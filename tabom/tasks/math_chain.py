@@ -116,6 +116,7 @@ class MathChain(TaskFamily):
                 return start, steps
 
     def draft(self, rng: random.Random) -> Draft:
+        """A word problem from a random start and steps, a random name and item; the key is the arithmetic."""
         start, steps = self._steps(rng)
         name, pronoun = rng.choice(_NAMES)
         item = rng.choice(_ITEMS)

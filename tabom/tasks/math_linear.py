@@ -77,6 +77,7 @@ class MathLinear(TaskFamily):
         self.a_range, self.b_range, self.x_range, self.forms = a_range, b_range, x_range, tuple(forms)
 
     def draft(self, rng: random.Random) -> Draft:
+        """An equation of a random form with an integer solution; the key is the form and its numbers."""
         form = rng.choice(self.forms)
         a = rng.randint(*self.a_range)
         b = rng.randint(*self.b_range)

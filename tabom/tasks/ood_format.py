@@ -78,6 +78,7 @@ class OodFormat(TaskFamily):
         self.kinds, self.count_range = tuple(kinds), count_range
 
     def draft(self, rng: random.Random) -> Draft:
+        """A random kind of instruction, separator and count; key: the kind with its prompt or parameters."""
         kind = rng.choice(self.kinds)
         sep = rng.choice(tuple(SEPARATORS))
         sep_name = SEPARATORS[sep]

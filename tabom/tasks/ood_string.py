@@ -63,6 +63,7 @@ class OodString(TaskFamily):
         return "".join(chars)
 
     def draft(self, rng: random.Random) -> Draft:
+        """A random operation on a random string (drawn again when the answer is empty)."""
         op = rng.choice(self.ops)
         letter = rng.choice(string.ascii_lowercase)
         s = self._string(rng, must_have=letter if op in ("count", "replace", "dedupe") else None)

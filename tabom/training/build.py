@@ -72,6 +72,7 @@ def frozen_copy(model: DiffusionLM) -> DiffusionLM:
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters with ``requires_grad`` set, in ``model.parameters()`` order."""
     return [p for p in model.parameters() if p.requires_grad]
 
 

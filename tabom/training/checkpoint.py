@@ -156,10 +156,12 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 
 def save_rng(folder: Path, rank: int, generator: torch.Generator) -> None:
+    """Save this rank's :func:`rng_state` to ``folder/rng_rank<rank>.pt``."""
     torch.save(rng_state(generator), folder / f"rng_rank{rank}.pt")
 
 
 def load_rng(folder: Path, rank: int, generator: torch.Generator) -> None:
+    """Restore this rank's RNG state from ``folder/rng_rank<rank>.pt``; FileNotFoundError when missing."""
     path = folder / f"rng_rank{rank}.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing (was the run saved with a different number of processes?)")

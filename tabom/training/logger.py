@@ -117,6 +117,7 @@ class MetricsLogger:
             self.wandb.log({f"train/{k}": float(v) for k, v in metrics.items()}, step=step)
 
     def close(self) -> None:
+        """Close the metrics file and finish the TensorBoard and wandb sinks that are open."""
         if self.file is not None:
             self.file.close()
             self.file = None

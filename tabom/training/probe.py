@@ -189,6 +189,7 @@ def drill_accuracy(model: DiffusionLM, n: int = 200, seed: int = 0) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: fill accuracy, attention entropy, computed results per checkpoint (+ ``--drill``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="'tiny' or tiny checkpoint folders")
     parser.add_argument("--n", type=int, default=30, help="val problems per family")

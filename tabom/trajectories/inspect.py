@@ -35,6 +35,7 @@ class LengthStats:
 
     @classmethod
     def of(cls, values: list[int]) -> LengthStats:
+        """The stats of ``values`` (all zeros when empty)."""
         if not values:
             return cls()
         return cls(len(values), min(values), sum(values) / len(values), max(values))
@@ -79,6 +80,7 @@ class InspectReport:
 
     @property
     def mean_tokens_per_step(self) -> float:
+        """Mean tokens unmasked per decode step over the histogram (0.0 when it is empty)."""
         steps = sum(self.tokens_per_step.values())
         return sum(k * n for k, n in self.tokens_per_step.items()) / steps if steps else 0.0
 

@@ -58,11 +58,13 @@ def iter_json_lines(path: PathLike) -> Iterator[tuple[int, Any | TrajectoryError
 
 
 @overload
-def read_trajectories(path: PathLike, *, strict: Literal[True] = ...) -> list[Trajectory]: ...
+def read_trajectories(path: PathLike, *, strict: Literal[True] = ...) -> list[Trajectory]:
+    """strict=True: the trajectories; the first bad line raises `TrajectoryError`."""
 @overload
 def read_trajectories(
     path: PathLike, *, strict: Literal[False]
-) -> tuple[list[Trajectory], list[TrajectoryError]]: ...
+) -> tuple[list[Trajectory], list[TrajectoryError]]:
+    """strict=False: `(good trajectories, errors)`."""
 def read_trajectories(
     path: PathLike, *, strict: bool = True
 ) -> list[Trajectory] | tuple[list[Trajectory], list[TrajectoryError]]:
