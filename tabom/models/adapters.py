@@ -74,6 +74,8 @@ def _wrap(backbone: Any, config: Any) -> Any:
     backbone.config._name_or_path = ""  # PEFT would read a config from this path: never let it look
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*was renamed")
+        # peft reads transformers' deprecated `is_gradient_checkpointing`; nothing a user can change
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         wrapped = get_peft_model(backbone, config)
     return wrapped.train(training)
 

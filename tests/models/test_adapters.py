@@ -163,3 +163,16 @@ def test_adapter_errors(tmp_path: Path, dream_dir: Path, adapter_dir: Path) -> N
     with pytest.raises(ValueError, match="no adapter"):
         with disable_adapter(model):
             pass
+
+
+def test_attach_lora_is_quiet(dream_dir: Path) -> None:
+    """peft reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model; the
+    FutureWarning it raises says nothing a tabom user can act on, so attach_lora keeps it out."""
+    import warnings
+
+    model = load_dream(dream_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        attach_lora(model, r=4, alpha=4)
+    assert has_adapter(model)
+    assert not [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
