@@ -400,10 +400,10 @@ def init_config(init: str) -> dict | None:
     Recorded in the new run's `pretrain_config.json` as `init_config`, so a staged model's file
     holds every stage's settings, the first stage innermost.
     """
-    from tabom.models.loading import model_dir
+    from tabom.models.loading import model_dir, read_json
 
     path = model_dir(init) / "pretrain_config.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def extended_from(config_path: Path, steps: int) -> list[int]:
@@ -415,7 +415,9 @@ def extended_from(config_path: Path, steps: int) -> list[int]:
     """
     if not config_path.exists():
         return []
-    previous = json.loads(config_path.read_text())
+    from tabom.models.loading import read_json
+
+    previous = read_json(config_path)
     history = list(previous.get("extended_from", []))
     if previous["steps"] != steps:
         history.append(previous["steps"])
