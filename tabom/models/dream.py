@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from tabom.models.compat import require_transformers
 from tabom.models.diffusion_lm import DiffusionLM
 from tabom.models.loading import read_json
 from tabom.models.weights import build_and_load, config_error, read_family_config
@@ -50,6 +51,7 @@ def qwen2_config(config: dict[str, Any], path: Path) -> Any:
     """transformers `Qwen2Config` equivalent to a Dream `config.json` (validated field by field)."""
     from transformers import Qwen2Config
 
+    require_transformers()
     for key in REQUIRED:
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

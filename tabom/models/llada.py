@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from tabom.models.compat import require_transformers
 from tabom.models.diffusion_lm import DiffusionLM
 from tabom.models.loading import load_tokenizer, read_json
 from tabom.models.weights import build_and_load, config_error, read_family_config
@@ -101,6 +102,7 @@ def llama_config(config: dict[str, Any], path: Path) -> Any:
     """transformers `LlamaConfig` equivalent to a LLaDA `config.json` (validated field by field)."""
     from transformers import LlamaConfig
 
+    require_transformers()
     for key, accepted in REQUIRED_FLAGS.items():
         value = config.get(key, accepted)
         if value != accepted and not (value is None and accepted is False):

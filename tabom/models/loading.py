@@ -112,6 +112,9 @@ def load(
 def _load_tabom_dir(directory: Path, dtype: torch.dtype, device_map: str | dict | None) -> DiffusionLM:
     from transformers import AutoModelForCausalLM
 
+    from tabom.models.compat import require_transformers
+
+    require_transformers()
     meta = read_json(directory / META_FILE)
     for field in ("mask_token_id", "eos_token_id", "pad_token_id", "logits_shift", "family"):
         if field not in meta:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from tabom.models.char_tokenizer import CharTokenizer
+from tabom.models.compat import require_transformers
 from tabom.models.diffusion_lm import DiffusionLM
 
 
@@ -37,6 +38,7 @@ def build_tiny(seed: int = 0, **overrides: int | float) -> DiffusionLM:
     """A randomly initialised tiny DLM (float32, CPU) with the character tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    require_transformers()
     shape = TinyConfig(**overrides)  # type: ignore[arg-type]
     tok = CharTokenizer()
     config = LlamaConfig(
