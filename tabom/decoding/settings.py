@@ -50,8 +50,8 @@ class DecodeSettings:
                 raise ValueError(f"{name}: must be >= 1, got {value}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
+        if not 0 <= self.temperature < float("inf"):  # NaN fails every comparison
+            raise ValueError(f"temperature: must be a finite number >= 0, got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
 
@@ -62,11 +62,19 @@ class DecodeSettings:
         one token per step, so a decode order is a permutation of 0..G-1. (Dream's float schedule
         at steps == G unmasks nothing at step 0 and two tokens at the last step; LLaDA's already
         gives one per step, so confidence decodes are unchanged.)
+
+        Raises `ValueError` naming the field when the resolved values cannot decode together
+        (block_length not dividing gen_length, steps not a multiple of the blocks, top_p/top_k with
+        confidence), so callers fail before they create any output.
         """
-        from .schedules import full_decoding_tokens_per_step
+        from .engine import SamplerOptions, check_options
+        from .schedules import full_decoding_tokens_per_step, plan_blocks
 
         gen = self.gen_length or model.default_gen_length
         steps = self.steps or gen
-        return replace(self, gen_length=gen, steps=steps,
-                       tokens_per_step=full_decoding_tokens_per_step(gen, steps, self.tokens_per_step),
-                       strategy=self.strategy or model.default_strategy)
+        out = replace(self, gen_length=gen, steps=steps,
+                      tokens_per_step=full_decoding_tokens_per_step(gen, steps, self.tokens_per_step),
+                      strategy=self.strategy or model.default_strategy)
+        plan_blocks(gen, steps, out.block_length, out.tokens_per_step)
+        check_options(SamplerOptions(str(out.strategy), out.temperature, out.top_p, out.top_k))
+        return out

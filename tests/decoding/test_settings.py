@@ -41,3 +41,24 @@ def test_build_config_checks_its_own_fields():
         BuildConfig(keep="some")
     with pytest.raises(ValueError, match="samples_per_prompt"):
         BuildConfig(samples_per_prompt=2)  # greedy samples would be identical
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": float("nan")}, "temperature: must be a finite number"),
+    ({"temperature": float("inf")}, "temperature: must be a finite number"),
+])
+def test_non_finite_temperature_is_refused_when_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DecodeSettings(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"block_length": 5}, "block_length: gen_length 64 is not a multiple of block_length 5"),
+    ({"block_length": 16, "steps": 6}, "steps: 6 is not a multiple of the number of blocks 4"),
+    ({"strategy": "confidence", "top_p": 0.9}, "top_p/top_k: not used by the confidence strategy"),
+])
+def test_resolved_refuses_settings_that_cannot_decode_together(kwargs, message):
+    """What the engine would refuse at its first batch is refused when the model's defaults are
+    filled in, so `tabom generate` / `eval` fail before they create any output."""
+    with pytest.raises(ValueError, match=message):
+        DecodeSettings(**kwargs).resolved(TINY)
