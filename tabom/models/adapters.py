@@ -13,9 +13,16 @@ keeps working because a `PeftModel` forwards `get_decoder()`, `get_output_embedd
 
 Adapter folders are read by hand (never `PeftModel.from_pretrained`), so PEFT never looks up the
 `base_model_name_or_path` it names. Keys are PEFT's saved naming,
-`base_model.model.<module path>.lora_{A,B}.weight`. Dream's own module tree is the Qwen2 tree, so
-Dream adapters load as they are; adapters saved on LLaDA's own tree
-(`model.transformer.blocks.N.q_proj`) are renamed to the Llama tree tabom builds.
+`base_model.model.<module path>.lora_{A,B}.weight`. Two layouts exist for a model family:
+
+- *original*: the module tree of the model's own code. Dream's is the Qwen2 tree (so both layouts
+  coincide for Dream); LLaDA's is `model.transformer.blocks.N.{q_proj, attn_out, ff_proj, ...}`.
+  This is what the authors publish and what `save_adapter` writes by default, so a LLaDA adapter
+  trained with tabom loads onto LLaDA's own model (`PeftModel.from_pretrained`).
+- *tabom*: the transformers Llama tree tabom runs LLaDA as (`model.layers.N.self_attn.q_proj`).
+
+`load_adapter` accepts either (`adapter_layout` tells which from the keys; keys that fit neither
+are refused) and renames to the tree tabom builds; `target_modules` are renamed with them.
 """
 
 from __future__ import annotations
@@ -80,13 +87,18 @@ def _wrap(backbone: Any, config: Any) -> Any:
     return wrapped.train(training)
 
 
-def rename_key(key: str, family: str) -> str:
-    """A saved adapter key in the tree tabom builds for `family` (LLaDA tree -> Llama tree)."""
+def _split_key(key: str) -> tuple[str, str]:
+    """'base_model.model.M.lora_A.weight' -> ('M', '.lora_A.weight')."""
     cut = min((key.find(m) for m in _MARKERS if m in key), default=-1)
     if cut < 0:
         raise ValueError(f"{key}: not a PEFT adapter weight name (no .lora_ or .modules_to_save)")
     module, suffix = key[:cut], key[cut:]
-    body = module[len(_PREFIX):] if module.startswith(_PREFIX) else module
+    return (module[len(_PREFIX):] if module.startswith(_PREFIX) else module), suffix
+
+
+def rename_key(key: str, family: str) -> str:
+    """A saved adapter key in the tree tabom builds for `family` (LLaDA tree -> Llama tree)."""
+    body, suffix = _split_key(key)
     if family == "llada" or body.startswith("model.transformer."):
         from tabom.models.llada import llada_module_to_llama
 
@@ -96,18 +108,101 @@ def rename_key(key: str, family: str) -> str:
     return _PREFIX + body + suffix
 
 
-def _rename_targets(targets: Any, family: str) -> Any:
+def llama_module_to_llada(name: str) -> str | None:
+    """'model.layers.3.self_attn.o_proj' -> 'model.transformer.blocks.3.attn_out'; None if unknown."""
+    from tabom.models.llada import BLOCK, TOP_LEVEL
+
+    for src, dst in TOP_LEVEL.items():
+        if name == dst:
+            return src
+    parts = name.split(".", 3)
+    if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[2].isdigit():
+        for src, dst in BLOCK.items():
+            if parts[3] == dst:
+                return f"model.transformer.blocks.{parts[2]}.{src}"
+    return None
+
+
+_TABOM_TOPS = ("model.layers.", "model.embed_tokens", "model.norm", "lm_head")
+_LLADA_TOP = "model.transformer."
+
+
+def adapter_layout(keys: Sequence[str], family: str, source: str | Path = "adapter") -> str:
+    """'original' (the model's own module tree) or 'tabom' (the tree tabom builds), from the keys.
+
+    For Dream and the tiny model the two trees coincide ('original' is returned). Raises
+    ValueError naming `source` when a key fits neither layout, or LLaDA keys mix both.
+    """
+    bodies = [_split_key(k)[0] for k in keys]
+    if not bodies:
+        raise ValueError(f"{source}: no adapter tensors")
+    tabom = [b for b in bodies if b.startswith(_TABOM_TOPS)]
+    if family != "llada":
+        if len(tabom) == len(bodies):
+            return "original"
+        bad = next(b for b in bodies if not b.startswith(_TABOM_TOPS))
+        raise ValueError(
+            f"{source}: adapter key module {bad} matches neither layout of a {family} model "
+            "(its own tree: model.layers.N.self_attn.q_proj, ...)"
+        )
+    original = [b for b in bodies if b.startswith(_LLADA_TOP)]
+    if len(original) == len(bodies):
+        return "original"
+    if len(tabom) == len(bodies):
+        return "tabom"
+    if original and tabom:
+        raise ValueError(f"{source}: adapter keys mix LLaDA's module layout ({original[0]}) and tabom's ({tabom[0]})")
+    bad = next(b for b in bodies if not b.startswith((*_TABOM_TOPS, _LLADA_TOP)))
+    raise ValueError(
+        f"{source}: adapter key module {bad} matches neither LLaDA's layout "
+        "(model.transformer.blocks.N.q_proj) nor tabom's (model.layers.N.self_attn.q_proj)"
+    )
+
+
+def _rename_targets(targets: Any, family: str, modules: set[str] | None = None) -> Any:
+    """LLaDA target names -> Llama ones; `ff_out` (down_proj or lm_head) resolved by `modules`."""
     if family != "llada" or not isinstance(targets, list):
         return targets
     from tabom.models.llada import TARGET_NAMES
 
     out: list[str] = []
     for name in targets:
-        out.extend(TARGET_NAMES.get(name, [name]))
+        names = TARGET_NAMES.get(name, [name])
+        if modules is not None and len(names) > 1:
+            present = [n for n in names if any(m == n or m.endswith("." + n) for m in modules)]
+            names = present or names
+        out.extend(names)
     return sorted(set(out))
 
 
-def read_adapter_config(path: Path, family: str) -> Any:
+def _targets_to_llada(targets: Any) -> Any:
+    """Llama target names -> LLaDA's (o_proj -> attn_out, gate_proj -> ff_proj, ...)."""
+    if not isinstance(targets, list):
+        return targets
+    from tabom.models.llada import TARGET_NAMES
+
+    back = {llama: llada for llada, names in TARGET_NAMES.items() for llama in names}
+    return sorted({back.get(t, t) for t in targets})
+
+
+def read_adapter_state(path: str | Path, family: str) -> dict[str, torch.Tensor]:
+    """The adapter tensors of folder `path`, keyed in the tree tabom builds for `family`.
+
+    Either layout is accepted (see `adapter_layout`); keys fitting neither raise ValueError.
+    """
+    from safetensors.torch import load_file
+
+    weights_path = Path(path) / WEIGHTS_FILE
+    if not weights_path.exists():
+        bins = sorted(p.name for p in Path(path).glob("*.bin"))
+        hint = f" (found {', '.join(bins)}: pickles are refused, save as safetensors)" if bins else ""
+        raise FileNotFoundError(f"{weights_path}: missing{hint}")
+    raw = load_file(str(weights_path))
+    adapter_layout(list(raw), family, weights_path)
+    return {rename_key(k, family): v for k, v in raw.items()}
+
+
+def read_adapter_config(path: Path, family: str, modules: set[str] | None = None) -> Any:
     """`LoraConfig` from an adapter_config.json (unknown fields from other PEFT versions dropped)."""
     from peft import LoraConfig
 
@@ -122,7 +217,7 @@ def read_adapter_config(path: Path, family: str) -> Any:
             raise ValueError(f"{cfg_path}:1: {field}: missing")
     known = {f.name for f in dataclasses.fields(LoraConfig)}
     kwargs = {k: v for k, v in raw.items() if k in known and k not in ("peft_type", "auto_mapping", "peft_version")}
-    kwargs["target_modules"] = _rename_targets(kwargs["target_modules"], family)
+    kwargs["target_modules"] = _rename_targets(kwargs["target_modules"], family, modules)
     return LoraConfig(**kwargs)
 
 
@@ -133,18 +228,14 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
     error names the file and the keys. `trainable=False` freezes the adapter (evaluation).
     """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     path = Path(path)
     if has_adapter(model):
         raise ValueError(f"{path}: the model already has an adapter (merge_adapter or reload the base first)")
-    config = read_adapter_config(path, model.family)
     weights_path = path / WEIGHTS_FILE
-    if not weights_path.exists():
-        bins = sorted(p.name for p in path.glob("*.bin"))
-        hint = f" (found {', '.join(bins)}: pickles are refused, save as safetensors)" if bins else ""
-        raise FileNotFoundError(f"{weights_path}: missing{hint}")
-    state = {rename_key(k, model.family): v for k, v in load_file(str(weights_path)).items()}
+    read_adapter_config(path, model.family)  # a bad config is named before the weights are read
+    state = read_adapter_state(path, model.family)
+    config = read_adapter_config(path, model.family, {_split_key(k)[0] for k in state})
     config.inference_mode = not trainable
     peft_model = _wrap(model.backbone, config)
     expected = set(get_peft_model_state_dict(peft_model))  # saved naming, e.g. ...q_proj.lora_A.weight
@@ -163,24 +254,42 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
     return model
 
 
-def save_adapter(model: DiffusionLM, path: str | Path) -> Path:
-    """Write adapter_config.json + adapter_model.safetensors (PEFT's key naming) to folder `path`."""
+def save_adapter(model: DiffusionLM, path: str | Path, layout: str = "original") -> Path:
+    """Write adapter_config.json + adapter_model.safetensors (PEFT's key naming) to folder `path`.
+
+    `layout="original"` (default) keys the tensors and `target_modules` on the model's own module
+    tree (LLaDA: `model.transformer.blocks.N.q_proj`, loadable onto LLaDA's own code); "tabom"
+    keeps the transformers tree tabom runs (identical for Dream and the tiny model).
+    """
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
+    if layout not in ("original", "tabom"):
+        raise ValueError(f"layout: {layout!r} is not 'original' or 'tabom'")
     if not has_adapter(model):
         raise ValueError(f"{path}: the model has no adapter to save")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     peft_model = model.backbone
     state = get_peft_model_state_dict(peft_model)
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE))
     cfg = peft_model.peft_config["default"].to_dict()
     cfg = {k: (sorted(v) if isinstance(v, set) else v) for k, v in cfg.items()}
+    if layout == "original" and model.family == "llada":
+        state = {_to_llada_key(k): v for k, v in state.items()}
+        cfg["target_modules"] = _targets_to_llada(cfg.get("target_modules"))
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(out / WEIGHTS_FILE))
     cfg["peft_type"] = "LORA"
     cfg["base_model_name_or_path"] = model.name or cfg.get("base_model_name_or_path")
     (out / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n")
     return out
+
+
+def _to_llada_key(key: str) -> str:
+    body, suffix = _split_key(key)
+    mapped = llama_module_to_llada(body)
+    if mapped is None:
+        raise ValueError(f"{key}: no LLaDA module corresponds to {body} (save with layout='tabom')")
+    return _PREFIX + mapped + suffix
 
 
 def merge_adapter(model: DiffusionLM) -> DiffusionLM:

@@ -204,9 +204,9 @@ def load_weights(model: Any, folder: Path, lora: bool) -> None:
     if lora:
         from peft import set_peft_model_state_dict
 
-        from tabom.models.adapters import WEIGHTS_FILE
+        from tabom.models.adapters import WEIGHTS_FILE, read_adapter_state
 
-        state = load_file(str(folder / WEIGHTS_FILE))
+        state = read_adapter_state(folder, model.family)  # LLaDA adapters are saved on LLaDA's names
         result = set_peft_model_state_dict(model.backbone, state)
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:

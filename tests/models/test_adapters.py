@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from checkpoint_builders import build_dream_adapter, build_dream_checkpoint, build_llada_adapter, build_llada_checkpoint
+from checkpoint_builders import (
+    build_dream_adapter,
+    build_dream_checkpoint,
+    build_llada_adapter,
+    build_llada_checkpoint,
+    build_lora_adapter,
+)
 from tabom.models.adapters import (
     attach_lora,
     disable_adapter,
@@ -176,3 +182,95 @@ def test_attach_lora_is_quiet(dream_dir: Path) -> None:
         attach_lora(model, r=4, alpha=4)
     assert has_adapter(model)
     assert not [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "release_adapters"
+
+
+def _randomise_lora(model, seed: int) -> None:
+    """Give every LoRA B a random value (fresh B = 0 would make every layout look alike)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in lora_parameters(model).items():
+            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+
+
+def test_llada_adapter_is_saved_on_llada_names_and_loads_back(tmp_path: Path) -> None:
+    """Trained on a LLaDA-layout checkpoint, an adapter is saved on LLaDA's module tree (keys and
+    target_modules), loads back with exactly the same logits, and equals the same adapter saved
+    in tabom's own (Llama) layout."""
+    from safetensors.torch import load_file
+
+    d = build_llada_checkpoint(tmp_path / "llada")
+    model = attach_lora(load_llada(d), r=4, alpha=8, target_modules=("q_proj", "v_proj", "o_proj", "gate_proj", "down_proj"))
+    _randomise_lora(model, 5)
+    ids = ids_batch(4)
+    with torch.no_grad():
+        want = model(ids)
+    out = save_adapter(model, tmp_path / "original")
+    keys = sorted(load_file(str(out / "adapter_model.safetensors")))
+    assert keys and all(k.startswith("base_model.model.model.transformer.blocks.") for k in keys)
+    assert "base_model.model.model.transformer.blocks.1.attn_out.lora_B.weight" in keys
+    assert "base_model.model.model.transformer.blocks.0.ff_out.lora_A.weight" in keys
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["target_modules"] == ["attn_out", "ff_out", "ff_proj", "q_proj", "v_proj"]
+    tabom_layout = save_adapter(model, tmp_path / "tabom", layout="tabom")
+    assert all(".layers." in k for k in load_file(str(tabom_layout / "adapter_model.safetensors")))
+    with torch.no_grad():
+        from_original = load_adapter(load_llada(d), out)(ids)
+        from_tabom = load_adapter(load_llada(d), tabom_layout)(ids)
+    torch.testing.assert_close(from_original, want, atol=0, rtol=0)
+    torch.testing.assert_close(from_tabom, from_original, atol=0, rtol=0)
+    assert (want - load_llada(d)(ids)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("name", ["dream_prm12k", "llada_ling_coder"])
+def test_release_adapter_configs_load_with_hand_merged_logits(tmp_path: Path, name: str) -> None:
+    """The authors' adapter_config.json (r 16, alpha 16, dropout 0, q_proj/v_proj; Dream's task
+    type FEATURE_EXTRACTION, LLaDA's CAUSAL_LM) beside weights keyed on the model's own tree load
+    onto tabom's models with the logits of W + (alpha / r) B A merged by hand."""
+    config_file = REFERENCE / f"{name}.adapter_config.json"
+    if not config_file.exists():
+        pytest.skip(f"{config_file} not present (the shared reference files are not on this machine)")
+    release_cfg = json.loads(config_file.read_text())
+    family = name.split("_")[0]
+    if family == "dream":
+        base = build_dream_checkpoint(tmp_path / "base")
+        adapter = build_dream_adapter(tmp_path / "lora", base, r=16, alpha=16)
+        loader, rename = load_dream, {}
+    else:
+        base = build_llada_checkpoint(tmp_path / "base")
+        modules = {f"model.transformer.blocks.{i}.{m}": (32, 32 if m == "q_proj" else 16) for i in range(2) for m in ("q_proj", "v_proj")}
+        adapter = build_lora_adapter(tmp_path / "lora", modules, base_model="GSAI-ML/LLaDA-8B-Instruct", r=16, alpha=16)
+        loader = load_llada
+        rename = {"model.transformer.blocks.": "model.layers.", ".q_proj": ".self_attn.q_proj", ".v_proj": ".self_attn.v_proj"}
+    (adapter / "adapter_config.json").write_text(json.dumps(release_cfg))
+    model = load_adapter(loader(base), adapter)
+    want = merged_by_hand(base, adapter, rename, loader)
+    ids = ids_batch(6)
+    with torch.no_grad():
+        got = model(ids)
+        torch.testing.assert_close(got, want(ids), atol=1e-5, rtol=1e-5)
+        assert (got - loader(base)(ids)).abs().max() > 1e-2
+
+
+def test_adapter_keys_matching_neither_layout_are_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    d = build_llada_checkpoint(tmp_path / "llada")
+    adapter = build_llada_adapter(tmp_path / "lora", d)
+    w = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file({k.replace("model.transformer.blocks", "encoder.block"): v for k, v in w.items()},
+              str(adapter / "adapter_model.safetensors"))
+    model = load_llada(d)
+    with pytest.raises(ValueError, match=r"adapter_model.safetensors: adapter key module encoder\.block\.\d\.\w+ matches neither LLaDA's layout"):
+        load_adapter(model, adapter)
+    assert not has_adapter(model)
+    mixed = {k: v for k, v in w.items()}
+    mixed["base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"] = torch.zeros(4, 32)
+    save_file(mixed, str(adapter / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match="mix LLaDA's module layout"):
+        load_adapter(model, adapter)
+    dream = build_dream_checkpoint(tmp_path / "dream")
+    with pytest.raises(ValueError, match=r"model\.transformer\.blocks\.0\.\w+ matches neither layout of a dream model"):
+        load_adapter(load_dream(dream), build_llada_adapter(tmp_path / "lora2", d))
