@@ -9,8 +9,9 @@ decoded in ``[cut, cut + W)``: earlier-decoded tokens must have lower predictive
 
 The model scores the union of CE and ranking positions; entropies come from the same logits.
 Rows too short for a CE window (``s_max < M``) keep ``cut = 0`` with the response fully masked;
-they carry no CE but (as in the release, where the window then starts at the first decode
-step) are still ranked over steps ``[0, W)`` unless ``rank_short_rows=False``.
+they carry no CE but are still ranked over steps ``[0, W)`` unless ``rank_short_rows=False``.
+This departs from the release, which ranks only positions inside its CE mask and so never ranks
+such rows (``rank_short_rows=False`` is the release's behaviour; docs/deviations.md).
 
 Usage::
 
