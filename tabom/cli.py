@@ -33,6 +33,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("tds", "tds", "tds"),
     ("lm_eval", "lm_eval_command", "lm-eval"),
     ("reproduce", "reproduce", "reproduce"),
+    ("export", "export", "export"),
 ]
 
 
