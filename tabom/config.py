@@ -11,21 +11,42 @@ e.g. ``objective: {name: tabom, margin: 0.1, rank_lambda: 1.0}``.
 Values are type-checked against the dataclass annotations (an int is accepted for a float, a
 string such as ``2e-5``, which YAML 1.1 reads as text, is accepted for a float). Errors name the
 recipe file, the line of the offending key when known, and the dotted field:
-``recipes/x.yaml:7: optim.lr: expected float, got str 'fast'``. Unknown keys are errors with a
-close-match suggestion. This module imports only the standard library and PyYAML; objective
-fields are checked against ``tabom.objectives`` (torch) only in :func:`validate_objective`.
+``recipes/x.yaml:7: optim.lr: expected float, got str 'fast'``; a value set on the command line
+is named by its override: ``override optim.lr=inf: optim.lr: must be a finite number, got inf``.
+Unknown keys are errors with a close-match suggestion.
+
+Every dataclass checks its own fields in ``__post_init__`` (types through
+:func:`tabom.typed_yaml.check_fields`, then ranges: numbers finite, counts >= 1, probabilities
+in [0, 1)), so a config built in Python is held to the same rules as a recipe; ``cfg.check()``
+runs them again after fields were assigned (what `train` does first). Recipes are read with
+:func:`tabom.typed_yaml.load_yaml` (no anchors or aliases). This module imports only the standard
+library and PyYAML; objective fields are checked against ``tabom.objectives`` (torch) only in
+:func:`validate_objective`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tabom.typed_yaml import ConfigError, build, coerce, line_map, show, where
+from tabom.typed_yaml import (
+    ConfigError,
+    FieldError,
+    build,
+    check_fields,
+    check_number,
+    coerce,
+    line_map,
+    load_yaml,
+    read_text,
+    show,
+    where,
+)
 
 __all__ = ["ConfigError", "DataConfig", "LoraConfig", "ObjectiveConfig", "OptimConfig", "TrainConfig",
            "apply_overrides", "build", "load_recipe", "parse_override", "resolve_recipe_path", "to_dict",
@@ -38,6 +59,21 @@ RECIPE_DIRS: tuple[Path, ...] = (
 """Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the package, then the repo."""
 
 TRAJECTORY_OBJECTIVES: tuple[str, ...] = ("trajectory", "tabom", "dinfer", "t3d")
+SEED_LIMIT = 2**32
+"""Seeds lie in [0, SEED_LIMIT): the run derives its generators' seeds from them."""
+MAX_BATCH = 2**20
+"""Largest batch_size / grad_accum accepted (a batch is built one row index at a time)."""
+MAX_GEN_LENGTH = 2**20
+MAX_THREADS = 4096
+
+
+def _count(key: str, value: Any, at_least: int = 1, at_most: int | None = None) -> None:
+    check_number(key, value, integer=True, at_least=at_least, at_most=at_most)
+
+
+def _non_empty(key: str, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise FieldError(key, "must not be empty")
 
 
 @dataclass
@@ -67,16 +103,27 @@ class DataConfig:
     """Drop answers that do not fit `gen_length` (counted in the log) instead of raising."""
     limit: int | None = None
     """Use only the first `limit` rows."""
+    methods: list[str] | None = None
+    """Keep only trajectories whose `method` is listed (the release's filter, e.g. `[entropy,
+    default, credit]`); null keeps every row."""
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Types and ranges of every field; :class:`FieldError` naming the first bad one."""
+        check_fields(self, "data.")
+        if self.methods is not None and not self.methods:
+            raise FieldError("data.methods", "must list at least one method (or be null to keep every row)")
         if (self.path is None) == (self.task is None):
-            raise ValueError("data: give exactly one of data.path (a JSONL file) or data.task (a built-in family)")
-        if self.gen_length < 2:
-            raise ValueError(f"data.gen_length: must be >= 2, got {self.gen_length}")
-        if self.n < 1:
-            raise ValueError(f"data.n: must be >= 1, got {self.n}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"data.limit: must be >= 1, got {self.limit}")
+            raise FieldError("data", "give exactly one of data.path (a JSONL file) or data.task (a built-in family)")
+        _non_empty("data.path", self.path)
+        _non_empty("data.task", self.task)
+        _count("data.gen_length", self.gen_length, 2, MAX_GEN_LENGTH)
+        _count("data.n", self.n, 1, 10_000_000)
+        _count("data.seed", self.seed, 0, SEED_LIMIT - 1)
+        if self.limit is not None:
+            _count("data.limit", self.limit)
 
 
 @dataclass
@@ -87,6 +134,14 @@ class ObjectiveConfig:
     """One of nelbo, trajectory, tabom, dinfer, t3d (`tabom.objectives.OBJECTIVES`)."""
     params: dict[str, Any] = field(default_factory=dict)
     """Fields of the objective's config dataclass (e.g. `margin`, `rank_lambda` for tabom)."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Types of `name` and `params` (the params' own checks: :func:`validate_objective`)."""
+        check_fields(self, "objective.")
+        _non_empty("objective.name", self.name)
 
 
 @dataclass
@@ -100,12 +155,19 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
     def __post_init__(self) -> None:
-        if self.enabled and self.r < 1:
-            raise ValueError(f"lora.r: must be >= 1, got {self.r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora.dropout: must lie in [0, 1), got {self.dropout}")
+        self.check()
+
+    def check(self) -> None:
+        """Types and ranges of every field; :class:`FieldError` naming the first bad one."""
+        check_fields(self, "lora.")
+        if self.enabled:
+            _count("lora.r", self.r, 1, 65536)
+        check_number("lora.alpha", self.alpha, above=0)
+        check_number("lora.dropout", self.dropout, at_least=0, below=1)
         if self.enabled and not self.target_modules:
-            raise ValueError("lora.target_modules: must name at least one module")
+            raise FieldError("lora.target_modules", "must name at least one module")
+        for i, name in enumerate(self.target_modules):
+            _non_empty(f"lora.target_modules[{i}]", name)
 
 
 @dataclass
@@ -124,14 +186,21 @@ class OptimConfig:
     """Clip the global gradient norm to this (0: no clipping)."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr: must be > 0, got {self.lr}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"optim.betas: expected two numbers in [0, 1), got {self.betas}")
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
-            raise ValueError("optim: warmup_steps, weight_decay and max_grad_norm must be >= 0")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"optim.min_lr_ratio: must lie in [0, 1], got {self.min_lr_ratio}")
+        self.check()
+
+    def check(self) -> None:
+        """Types and ranges of every field; :class:`FieldError` naming the first bad one."""
+        check_fields(self, "optim.")
+        check_number("optim.lr", self.lr, above=0)
+        if len(self.betas) != 2:
+            raise FieldError("optim.betas", f"expected two numbers in [0, 1), got {self.betas}")
+        for i, beta in enumerate(self.betas):
+            check_number(f"optim.betas[{i}]", beta, at_least=0, below=1)
+        check_number("optim.weight_decay", self.weight_decay, at_least=0)
+        check_number("optim.eps", self.eps, above=0)
+        _count("optim.warmup_steps", self.warmup_steps, 0)
+        check_number("optim.min_lr_ratio", self.min_lr_ratio, at_least=0, at_most=1)
+        check_number("optim.max_grad_norm", self.max_grad_norm, at_least=0)
 
 
 @dataclass
@@ -172,23 +241,41 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "grad_accum", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps: must be >= 1, got {self.max_steps}")
-        if self.save_every < 0 or self.keep_step_checkpoints < 1:
-            raise ValueError("save_every must be >= 0 and keep_step_checkpoints >= 1")
+        self._check_own()
+
+    def check(self) -> None:
+        """Every section's checks and this one's (run them after assigning fields by hand)."""
+        for section in (self.data, self.objective, self.lora, self.optim):
+            if hasattr(section, "check"):
+                section.check()
+        self._check_own()
+
+    def _check_own(self) -> None:
+        check_fields(self)
+        _non_empty("model", self.model)
+        _non_empty("out", self.out)
+        for key, value in self.model_shape.items():
+            check_number(f"model_shape.{key}", value, at_least=0)
+        _count("seed", self.seed, 0, SEED_LIMIT - 1)
+        _count("epochs", self.epochs)
+        if self.max_steps is not None:
+            _count("max_steps", self.max_steps)
+        _count("batch_size", self.batch_size, 1, MAX_BATCH)
+        _count("grad_accum", self.grad_accum, 1, MAX_BATCH)
+        _count("save_every", self.save_every, 0)
+        _count("keep_step_checkpoints", self.keep_step_checkpoints)
+        _count("log_every", self.log_every)
+        _count("threads", self.threads, 0, MAX_THREADS)
         for sink in self.report_to:
             if sink not in ("tensorboard", "wandb"):
-                raise ValueError(f"report_to: unknown sink {sink!r} (tensorboard, wandb)")
+                raise FieldError("report_to", f"unknown sink {sink!r} (tensorboard, wandb)")
         if self.dtype not in ("auto", "bfloat16", "bf16", "float32", "fp32", "float16", "fp16"):
-            raise ValueError(f"dtype: unknown {self.dtype!r} (auto, bfloat16, float32)")
+            raise FieldError("dtype", f"unknown {self.dtype!r} (auto, bfloat16, float32)")
         if self.objective.name in TRAJECTORY_OBJECTIVES and (
             self.data.task is not None or self.data.format != "trajectories"
         ):
-            raise ValueError(
-                f"data: objective {self.objective.name!r} needs trajectories "
+            raise FieldError(
+                "data", f"objective {self.objective.name!r} needs trajectories "
                 "(data.path to a trajectory JSONL with data.format: trajectories)"
             )
 
@@ -198,6 +285,8 @@ class TrainConfig:
 def resolve_recipe_path(recipe: str | Path) -> Path:
     """A recipe file path, or a bare name looked up in :data:`RECIPE_DIRS` (`tiny_tabom`)."""
     path = Path(recipe).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a recipe YAML file (or a built-in recipe's name)")
     if path.exists():
         return path
     if path.suffix == "" and len(path.parts) == 1:
@@ -230,16 +319,27 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"override {item!r}: empty key")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml(text, f"override {item}") if text.strip() else ""
+    except ConfigError as exc:
+        if "anchors and aliases" in str(exc):
+            raise
         value = text
     return key, value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys in the nested mapping; `objective.X` goes to the objective's params."""
+def apply_overrides(raw: dict[str, Any], overrides: list[str],
+                    lines: dict[str, int | str] | None = None) -> dict[str, Any]:
+    """Set dotted keys in the nested mapping; `objective.X` goes to the objective's params.
+
+    When ``lines`` (key -> recipe line) is given, each overridden key (and every key under it)
+    is mapped to ``override KEY=VALUE`` instead, so errors name the override, not the recipe.
+    """
     for item in overrides:
         key, value = parse_override(item)
+        if lines is not None:
+            for known in [k for k in lines if k == key or k.startswith(f"{key}.")]:
+                del lines[known]
+            lines[key] = f"override {item}"
         parts = key.split(".")
         if parts[0] == "objective" and len(parts) == 2 and parts[1] not in ("name", "params"):
             parts = ["objective", "params", parts[1]]
@@ -261,25 +361,18 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
 
     Raises :class:`ConfigError` (a `ValueError`) naming file, line and dotted key.
     """
-    import yaml
-
     raw: dict[str, Any] = {}
     source, lines = "<defaults>", {}
     if recipe is not None:
         path = resolve_recipe_path(recipe)
-        text = path.read_text(encoding="utf-8")
-        source, lines = str(path), line_map(text)
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        text = read_text(path, "recipe YAML file")
+        raw = load_yaml(text, str(path)) or {}
+        source, lines = str(path), dict(line_map(text))
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of keys, got {show(raw)}")
     raw = _flatten_objective(raw)
     if overrides:
-        raw = apply_overrides(raw, overrides)
+        raw = apply_overrides(raw, overrides, lines)
         source = f"{source} (with overrides)"
     if "data" not in raw:
         raise ConfigError(f"{source}: data: required section is missing (data.path or data.task)")
@@ -290,7 +383,7 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
 
 
 def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
-                       lines: dict[str, int] | None = None) -> Any:
+                       lines: dict[str, int | str] | None = None) -> Any:
     """Type-check `objective.params` against the objective's dataclass; returns that config."""
     from tabom.objectives import get_objective
 
@@ -314,6 +407,10 @@ def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
     try:
         cfg = obj.config(**checked)
     except ValueError as exc:
+        # the objectives' own checks read "TabomConfig: rank_lambda: must be >= 0, got -1"
+        match = re.match(r"^\w+: (\w+): (.*)$", str(exc), re.S)
+        if match and match.group(1) in hints:
+            raise err(f"objective.{match.group(1)}", match.group(2)) from None
         raise ConfigError(f"{source}: objective: {exc}") from None
     section.params = checked
     return cfg

@@ -144,12 +144,12 @@ def load_task_options(path: str | Path) -> dict[str, dict]:
     import yaml
 
     from tabom.tasks.registry import get_family
-    from tabom.typed_yaml import line_map
+    from tabom.typed_yaml import line_map, load_yaml
 
     path = Path(path)
     text = path.read_text()
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, str(path))  # no anchors/aliases: a tiny file cannot expand to gigabytes
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from err
     data = {} if data is None else data

@@ -272,7 +272,8 @@ def test_task_options_file_reaches_the_mixture_and_bad_files_name_file_line_fami
         ("code_trace:\n  const_range: [5, 1]\n", r"tasks.yaml:1: code_trace: .*const_range"),
         ("math_chain: 3\n", r"tasks.yaml:1: math_chain: expected a mapping"),
         ("- a\n- b\n", r"tasks.yaml: expected a mapping of family name"),
-        ("a: [\n", r"tasks.yaml: not valid YAML"),
+        ("a: [\n", r"tasks.yaml:2: not valid YAML"),
+        ("a: &x [1]\nb: *x\n", r"tasks.yaml:1: not valid YAML .*anchors and aliases"),
     ):
         bad = tmp_path / "tasks.yaml"
         bad.write_text(text)
