@@ -1,10 +1,19 @@
-"""The sandbox contains infinite loops, memory hogs, network use, forks and stray writes."""
+"""The sandbox contains infinite loops, memory hogs, network use, forks and stray writes.
+
+Escapes that target the isolation itself are in tests/reliability/test_reliability_sandbox.py;
+here: the limits, normal programs, and what happens where isolation is unavailable.
+"""
 
 import os
 import socket
+import sys
 import time
+import warnings
 
-from tabom.tasks.sandbox import net_isolation_prefix, run_many, run_python
+import pytest
+
+from tabom.tasks import sandbox
+from tabom.tasks.sandbox import Isolation, SandboxUnavailableError, run_many, run_python
 
 
 def test_correct_program_runs_and_returns_stdout_and_stdin() -> None:
@@ -82,9 +91,13 @@ def test_writes_outside_the_sandbox_directory_fail_and_inside_work(tmp_path) -> 
     assert r.ok and r.stdout == "x\n"
 
 
-def test_temporary_directory_is_removed() -> None:
-    r = run_python("import os\nprint(os.getcwd())")
-    assert r.ok and not os.path.exists(r.stdout.strip())
+def test_the_program_works_in_its_own_directory_and_nothing_is_left_behind() -> None:
+    before = {d for d in os.listdir("/tmp") if d.startswith("tabom_sandbox_")}
+    r = run_python("import os, tempfile\nprint(os.getcwd())\nprint(tempfile.mkstemp()[1].startswith('/tmp/'))",
+                   timeout_s=10.0)
+    assert r.ok and r.stdout == "/sandbox\nTrue\n", r
+    after = {d for d in os.listdir("/tmp") if d.startswith("tabom_sandbox_")}
+    assert after <= before  # the host-side directory is removed (others' runs may come and go)
 
 
 def test_endless_output_is_capped() -> None:
@@ -97,6 +110,59 @@ def test_run_many_keeps_order() -> None:
     assert [r.stdout for r in results] == ["0\n", "1\n", "2\n", "3\n"]
 
 
-def test_net_isolation_probe_returns_a_prefix_or_nothing() -> None:
-    prefix = net_isolation_prefix()
-    assert prefix == () or (prefix[0].endswith("unshare") and "--net" in prefix)
+def test_isolation_is_available_here_and_cached() -> None:
+    """This machine (and CI, the same kind) runs as root with namespaces: the real root mode."""
+    found = sandbox.isolation()
+    assert found == Isolation(True, user_ns=os.geteuid() != 0)
+    assert sandbox.isolation() is found
+
+
+def test_readable_paths_hold_python_and_no_home_or_tmp() -> None:
+    paths = sandbox.readable_paths()
+    assert "/usr" in paths and any(os.path.realpath(p) == os.path.realpath(sys.base_prefix) for p in paths)
+    assert not {"/", "/tmp", "/home", "/root", "/etc", "/proc", "/var"} & set(paths)
+
+
+UNAVAILABLE = Isolation(False, reason="simulated: no namespaces")
+
+
+def test_unavailable_isolation_refuses_to_run(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sandbox, "isolation", lambda: UNAVAILABLE)
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    marker = tmp_path / "ran"
+    for call in (lambda: run_python(f"open({str(marker)!r}, 'w')"),
+                 lambda: run_many([f"open({str(marker)!r}, 'w')"] * 2)):
+        with pytest.raises(SandboxUnavailableError, match="simulated: no namespaces.*TABOM_UNSAFE_UNSANDBOXED=1"):
+            call()
+    assert not marker.exists()
+    assert issubclass(SandboxUnavailableError, ValueError)  # the CLI prints it as `error: ...`, exit 2
+
+
+def test_unsafe_opt_in_runs_unconfined_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "isolation", lambda: UNAVAILABLE)
+    monkeypatch.setattr(sandbox, "_warned", [])
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
+    with pytest.warns(RuntimeWarning, match="WITHOUT isolation"):
+        r = run_python("import os\nprint(6 * 7, os.getuid())", timeout_s=10.0)
+    assert r.ok and r.stdout == f"42 {os.getuid()}\n"  # the caller's own user: no isolation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per process, not per program
+        assert run_python("while True:\n    pass", timeout_s=1.0).timed_out  # the limits still apply
+    assert not run_python("import os\nos.fork()").ok  # and the guard
+
+
+def test_a_broken_launcher_makes_isolation_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The probe runs the real launcher: when it cannot set up, detection says so and why."""
+    broken = tmp_path / "launch.py"
+    broken.write_text("import sys\nsys.stderr.write('no namespaces for you')\nsys.exit(3)\n")
+    monkeypatch.setattr(sandbox, "_LAUNCHER", str(broken))
+    monkeypatch.setattr(sandbox, "_isolation_cache", [])
+    found = sandbox.isolation()
+    assert not found.available and "no namespaces for you" in found.reason
+
+
+def test_a_setup_failure_is_an_error_not_a_failed_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the Python installation in the new root the exec fails: reported, not scored."""
+    monkeypatch.setattr(sandbox, "readable_paths", lambda: ())
+    with pytest.raises(SandboxUnavailableError, match="setting up the isolation failed: FileNotFoundError"):
+        run_python("print(1)")
