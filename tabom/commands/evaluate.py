@@ -21,7 +21,8 @@ def print_report(report: Any) -> None:
 
     s = report.settings
     tps = s.get("tokens_per_step") or "schedule"
-    title = (f"{report.model}  ({s['strategy']}, gen={s['gen_length']}, steps={s['steps']}, "
+    title = (f"{report.model}  (protocol {s.get('protocol', 'tabom')}, {s['strategy']}, gen={s['gen_length']}, "
+             f"steps={s['steps']}, "
              f"block={s.get('block_length') or '-'}, T={s['temperature']}, tokens/step={tps})")
     table = Table(title=title)
     for name, justify in (("task", "left"), ("accuracy", "right"), ("loose", "right"), ("n", "right"),
@@ -39,7 +40,12 @@ def eval_command(
     tasks: str = typer.Option("all", help="Families, 'all'/'math'/'code'/'ood', or benchmarks as name=path "
                                           "(gsm8k, math500, humaneval, mbpp, ifeval), comma-separated."),
     preset: Optional[str] = typer.Option(None, help="Paper inference setting, e.g. dream-gsm8k, llada-mbpp "
-                                                    "(Table 8); explicit flags override it."),
+                                                    "(Table 8), or the release's scripts, e.g. release-dream-gsm8k; "
+                                                    "explicit flags override it."),
+    protocol: Optional[str] = typer.Option(None, help="Prompts and scoring of benchmark files: 'tabom' (tabom's "
+                                                      "zero-shot prompts) or 'release' (the release's lm-eval tasks: "
+                                                      "gsm8k_cot, minerva_math500, humaneval_instruct, mbpp_instruct, "
+                                                      "ifeval). Default: release with a release-* preset, else tabom."),
     strategy: Optional[str] = typer.Option(None, help="entropy|confidence|margin|random (default: the model's)."),
     gen_length: Optional[int] = typer.Option(None, help="Response tokens (default: 64 for tiny, 256 otherwise)."),
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length: one token per step)."),
@@ -63,16 +69,18 @@ def eval_command(
     from tabom.eval.evaluate import DecodeSettings, evaluate  # noqa: PLC0415
     from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
+    from tabom.eval.protocol import protocol_for  # noqa: PLC0415
     from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
 
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
                  "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
                  "batch_size": batch_size, "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
-    sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb)
+    chosen = protocol_for(preset, protocol)
+    sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
     lm = load_eval_model(model, adapter, device=device, dtype=dtype)
     report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
-                      extra_settings={"preset": preset, "adapter": adapter, "base_model": model})
+                      extra_settings={"preset": preset, "adapter": adapter, "base_model": model, "protocol": chosen})
     print_report(report)
     folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
     folder.mkdir(parents=True, exist_ok=True)

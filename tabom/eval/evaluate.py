@@ -98,10 +98,11 @@ def decode_texts(
 ) -> tuple[list[str], list[int]]:
     """Decode text prompts (one engine call, batched inside) -> (responses cut at EOS, forwards per response)."""
     from tabom.decoding import generate  # noqa: PLC0415
+    from tabom.eval.protocol import encode_eval_prompt  # noqa: PLC0415
 
     s = settings.resolved(model)
     gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(s.seed)
-    ids = [model.encode_prompt(p) for p in prompts]
+    ids = [encode_eval_prompt(model, p) for p in prompts]
     assert s.steps is not None and s.strategy is not None
     result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
                       strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,

@@ -27,6 +27,8 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from tabom.tasks.release_protocol import cut_at_stops
+
 NOT_GENERATIVE = (
     "tabom's lm-eval model only generates: masked diffusion LMs are evaluated generatively here "
     "(generate_until, as in the paper); a loglikelihood would need a Monte-Carlo ELBO estimate, "
@@ -39,17 +41,6 @@ def _opt(value: Any, kind: type) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         return None
     return kind(value)
-
-
-def cut_at_stops(text: str, until: list[str]) -> str:
-    """``text`` up to the earliest occurrence of any stop string."""
-    cut = len(text)
-    for stop in until:
-        if stop:
-            at = text.find(stop)
-            if 0 <= at < cut:
-                cut = at
-    return text[:cut]
 
 
 @register_model("tabom")

@@ -9,6 +9,14 @@ LLaDA (the models' defaults, Section 4). Table 8 lists top-p 0.9 for LLaDA too, 
 greedily (temperature 0), where top-p cannot change the argmax, and tabom's confidence rule takes
 no top-p, so it is left unset there. IFEval has no column in Table 8: its presets reuse the
 GSM8K settings of the same model (see docs/deviations.md).
+
+The ``release-*`` presets are the release's own scripts instead (``release_eval/eval_tabom.sh``
+for Dream, ``eval_tabom_llada.sh`` for LLaDA): they go with ``--protocol release`` (lm-eval's
+tasks, :mod:`tabom.tasks.release_protocol`), which they select by default. Where the scripts and
+Table 8 differ the release presets follow the scripts: Dream MBPP 512 tokens (Table 8: 1024),
+LLaDA GSM8K 256 tokens (Table 8: 512), IFEval 512 tokens, LLaDA IFEval with the entropy rule.
+The LLaDA scripts' ``logits_eos_inf`` (HumanEval) and ``confidence_eos_eot_inf`` (MBPP) switches
+are not reproduced (docs/deviations.md).
 """
 
 from __future__ import annotations
@@ -21,6 +29,11 @@ _DREAM = {"gsm8k": (256, 256, None), "math500": (512, 512, None), "mbpp": (1024,
           "humaneval": (768, 768, None)}
 _LLADA = {"gsm8k": (512, 512, 8), "math500": (512, 512, 64), "mbpp": (256, 256, 256),
           "humaneval": (512, 512, 512)}
+# The release's scripts: (gen_length, steps, block_length[, strategy])
+_RELEASE_DREAM = {"gsm8k": (256, 256, None), "math500": (512, 512, None), "humaneval": (768, 768, None),
+                  "mbpp": (512, 512, None), "ifeval": (512, 512, None)}
+_RELEASE_LLADA = {"gsm8k": (256, 256, 8), "math500": (512, 512, 64), "humaneval": (512, 512, 512),
+                  "mbpp": (256, 256, 256), "ifeval": (512, 512, 512)}
 
 
 def _build() -> dict[str, dict[str, Any]]:
@@ -33,10 +46,30 @@ def _build() -> dict[str, dict[str, Any]]:
                                      "strategy": "confidence", "temperature": 0.0, "top_p": None, "top_k": None}
     presets["dream-ifeval"] = dict(presets["dream-gsm8k"])
     presets["llada-ifeval"] = dict(presets["llada-gsm8k"])
+    for bench, (gen, steps, block) in _RELEASE_DREAM.items():
+        presets[f"release-dream-{bench}"] = dict(presets["dream-gsm8k"], gen_length=gen, steps=steps,
+                                                 block_length=block)
+    for bench, (gen, steps, block) in _RELEASE_LLADA.items():
+        presets[f"release-llada-{bench}"] = dict(presets["llada-gsm8k"], gen_length=gen, steps=steps,
+                                                 block_length=block)
+    presets["release-llada-ifeval"]["strategy"] = "entropy"  # eval_tabom_llada.sh: alg=entropy for ifeval
     return presets
 
 
 PRESETS: dict[str, dict[str, Any]] = _build()
+
+
+def preset_protocol(name: str | None) -> str:
+    """The evaluation protocol a preset belongs to: ``release`` for ``release-*``, else ``tabom``."""
+    return "release" if name is not None and name.startswith("release-") else "tabom"
+
+
+def release_preset(family: str, benchmark: str) -> str:
+    """The release preset of a model family (``dream``/``llada``; tiny uses Dream's) on a benchmark."""
+    name = f"release-{'llada' if family == 'llada' else 'dream'}-{benchmark}"
+    if name not in PRESETS:
+        raise ValueError(f"preset: no release preset for benchmark {benchmark!r}")
+    return name
 
 
 def preset_names() -> list[str]:

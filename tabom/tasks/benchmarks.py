@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tabom.tasks import release_protocol as rp
 from tabom.tasks.answers import extract_final_number, numbers_equal, normalize_number
 
 
@@ -157,8 +158,15 @@ class Benchmark(ABC):
     method: str = ""
     """How correctness is decided, recorded in results."""
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 10.0, memory_mb: int = 1024, workers: int = 2) -> None:
+    def __init__(self, path: str | Path, *, timeout_s: float = 10.0, memory_mb: int = 1024, workers: int = 2,
+                 protocol: str = "tabom") -> None:
+        from tabom.tasks.release_protocol import check_protocol  # noqa: PLC0415
+
         self.path = Path(path)
+        self.protocol = check_protocol(protocol)
+        """``tabom``: tabom's zero-shot prompts; ``release``: the release's lm-eval tasks (release_protocol)."""
+        if self.protocol == "release" and self.name in rp.RELEASE_TASKS:
+            self.method = rp.RELEASE_TASKS[self.name].method
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.workers = workers
@@ -201,6 +209,8 @@ class GSM8K(Benchmark):
         if "####" not in answer:
             raise ValueError(f"{where}: answer: no '#### n' final answer")
         gold = answer.rsplit("####", 1)[1].strip()
+        if self.protocol == "release":
+            return BenchItem(str(record.get("id", f"gsm8k-{lineno}")), rp.gsm8k_prompt(question), gold)
         prompt = f"{question}\nPlease reason step by step, and give the final number after '####'."
         return BenchItem(str(record.get("id", f"gsm8k-{lineno}")), prompt, gold)
 
@@ -208,6 +218,9 @@ class GSM8K(Benchmark):
         """GSM8K: the response's final number against the reference answer, as lm-eval's flexible-extract."""
         out = []
         for item, text in zip(items, outputs, strict=True):
+            if self.protocol == "release":
+                out.append(Scored(*rp.gsm8k_score(text, item.answer)))
+                continue
             pred = extract_final_number(text)
             out.append(Scored(numbers_equal(pred, item.answer), pred))
         return out
@@ -223,13 +236,21 @@ class MATH500(Benchmark):
         self.use_math_verify = math_verify_available()
         self.method = ("boxed answer, math_verify equivalence" if self.use_math_verify
                        else "boxed answer, normalized string match (math_verify not installed)")
+        if self.protocol == "release":
+            if not self.use_math_verify:
+                raise ValueError("math500: the release protocol scores with math_verify, which is not installed")
+            self.method = rp.RELEASE_TASKS["math500"].method
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
         """``problem`` and ``answer`` -> item whose prompt asks for the answer in ``\\boxed{}``."""
         problem = _field(record, where, "problem")
         answer = _field(record, where, "answer")
+        item_id = str(record.get("unique_id", f"math500-{lineno}"))
+        if self.protocol == "release":
+            solution = record.get("solution") or f"$\\boxed{{{answer}}}$"
+            return BenchItem(item_id, rp.math_prompt(problem), answer, {"solution": str(solution)})
         prompt = f"{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-        return BenchItem(str(record.get("unique_id", f"math500-{lineno}")), prompt, answer)
+        return BenchItem(item_id, prompt, answer)
 
     def equivalent(self, pred: str, gold: str) -> bool:
         """Whether two answers agree (math_verify when importable, else normalized strings)."""
@@ -248,6 +269,9 @@ class MATH500(Benchmark):
         """MATH500: the last ``\\boxed{}`` of the response, :meth:`equivalent` to the answer (none: wrong)."""
         out = []
         for item, text in zip(items, outputs, strict=True):
+            if self.protocol == "release":
+                out.append(Scored(*rp.math_score(text, item.meta["solution"])))
+                continue
             pred = extract_boxed(text)
             out.append(Scored(pred is not None and self.equivalent(pred, item.answer), pred))
         return out
@@ -265,8 +289,10 @@ class HumanEval(Benchmark):
         code_prompt = _field(record, where, "prompt")
         meta = {"code_prompt": code_prompt, "test": _field(record, where, "test"),
                 "entry_point": _field(record, where, "entry_point")}
-        prompt = ("Complete the following Python function. Write the whole function in a "
-                  f"```python``` code block.\n```python\n{code_prompt}```")
+        prompt: str = ("Complete the following Python function. Write the whole function in a "
+                       f"```python``` code block.\n```python\n{code_prompt}```")
+        if self.protocol == "release":
+            prompt = rp.humaneval_prompt(code_prompt)
         return BenchItem(task_id, prompt, str(record.get("canonical_solution", "")), meta)
 
     @staticmethod
@@ -280,6 +306,9 @@ class HumanEval(Benchmark):
 
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
         """HumanEval: each :meth:`program` run in the sandbox; correct when the run succeeds."""
+        if self.protocol == "release":
+            return self._run_code([rp.humaneval_program(i.meta["code_prompt"], o, i.meta["test"], i.meta["entry_point"])
+                                   for i, o in zip(items, outputs, strict=True)])
         return self._run_code([self.program(i, o) for i, o in zip(items, outputs, strict=True)])
 
 
@@ -297,8 +326,10 @@ class MBPP(Benchmark):
         if not tests or not all(isinstance(t, str) for t in tests):
             raise ValueError(f"{where}: test_list: expected a non-empty list of strings")
         setup = record.get("test_setup_code") or ""
-        prompt = (f"{text}\nYour code should pass these tests:\n" + "\n".join(tests)
-                  + "\nWrite the code in a ```python``` code block.")
+        prompt: str = (f"{text}\nYour code should pass these tests:\n" + "\n".join(tests)
+                       + "\nWrite the code in a ```python``` code block.")
+        if self.protocol == "release":
+            prompt = rp.mbpp_prompt(text, tests)
         return BenchItem(task_id, prompt, str(record.get("code", "")), {"tests": tests, "setup": setup})
 
     @staticmethod
@@ -306,9 +337,14 @@ class MBPP(Benchmark):
         """The script run for one output: the extracted code, the setup code, then the asserts."""
         return f"{extract_code(output)}\n\n{item.meta['setup']}\n" + "\n".join(item.meta["tests"]) + "\n"
 
+    def release_program(self, item: BenchItem, output: str) -> str:
+        """The release protocol's program: the closed code block, the setup code, then the asserts."""
+        return f"{rp.mbpp_code(output)}\n\n{item.meta['setup']}\n" + "\n".join(item.meta["tests"]) + "\n"
+
     def score(self, items: list[BenchItem], outputs: list[str]) -> list[Scored]:
         """MBPP: each :meth:`program` run in the sandbox; correct when the run succeeds."""
-        return self._run_code([self.program(i, o) for i, o in zip(items, outputs, strict=True)])
+        program = self.release_program if self.protocol == "release" else self.program
+        return self._run_code([program(i, o) for i, o in zip(items, outputs, strict=True)])
 
 
 class IFEval(Benchmark):
