@@ -115,7 +115,11 @@ def _build_root(spec: dict, newroot: str) -> None:
     """Fill the tmpfs at ``newroot`` with what the program may see (see the module docstring)."""
     owner = "" if spec["user_ns"] else f",uid={spec['uid']},gid={spec['gid']}"
     _tmpfs(newroot, "size=1m,nr_inodes=4096,mode=0755")
-    for path in spec["ro_paths"]:
+    disk = f"size={spec['disk_mb']}m,nr_inodes=4096"
+    _tmpfs(newroot + "/tmp", disk + ",mode=1777")
+    work = newroot + spec["workdir"]
+    _tmpfs(work, disk + ",mode=0700" + owner)
+    for path in spec["ro_paths"]:  # after /tmp: a Python installed under /tmp stays visible
         _place(path, newroot)
     _tmpfs(newroot + "/dev", "size=64k,nr_inodes=64,mode=0755", MS_NOSUID | MS_NOEXEC)
     for name in DEVICES:
@@ -124,10 +128,7 @@ def _build_root(spec: dict, newroot: str) -> None:
     for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                        ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(link, f"{newroot}/dev/{name}")
-    disk = f"size={spec['disk_mb']}m,nr_inodes=4096"
-    _tmpfs(newroot + "/tmp", disk + ",mode=1777")
-    work = newroot + spec["workdir"]
-    _tmpfs(work, disk + ",mode=0700" + owner)
+    _mount(None, newroot + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
     with open(os.path.join(spec["host_dir"], "main.py"), "rb") as src, open(work + "/main.py", "wb") as dst:
         dst.write(src.read())
     if not spec["user_ns"]:

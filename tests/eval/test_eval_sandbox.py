@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tabom.eval.evaluate import evaluate
+from tabom.tasks import sandbox
 from tabom.eval.sources import BenchmarkSource
 from tabom.tasks.benchmarks import HumanEval
 
@@ -19,7 +23,16 @@ BODIES = {
     "memory": "    hog = [bytearray(10**7) for _ in range(10**4)]\n    return a + b\n",
     "network": "    import socket\n    socket.create_connection(('93.184.216.34', 80), timeout=1)\n    return a + b\n",
     "fork": "    import os\n    while True:\n        os.fork()\n",
+    # the issue's escapes: a shell through _posixsubprocess writing a marker, the caller killed
+    "shell": ("    import _posixsubprocess, os\n    r, w = os.pipe()\n"
+              "    _posixsubprocess.fork_exec([b'/bin/sh', b'-c', b'echo x > MARKER'], [b'/bin/sh'], True, (w,),"
+              " None, None, -1, -1, -1, -1, -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)\n"
+              "    return a + b\n"),
+    "kill": ("    import os, signal\n    signal.pidfd_send_signal(os.pidfd_open(os.getppid()), signal.SIGKILL)\n"
+             "    return a + b\n"),
+    "write": "    import os\n    os.chdir(os.path.dirname('MARKER'))\n    open('MARKER', 'w')\n    return a + b\n",
 }
+HOSTILE = [name for name in BODIES if name != "good"]
 
 
 class NoModel:
@@ -30,23 +43,44 @@ class NoModel:
     default_gen_length = 64
 
 
-def test_loop_memory_network_fork_each_fail_and_run_completes(tmp_path: Path) -> None:
+def _humaneval(tmp_path: Path) -> tuple[HumanEval, list[str], Path]:
+    """The file of one item per body (the marker path filled in), the benchmark, its item order."""
+    marker = tmp_path / "escaped"
     path = tmp_path / "humaneval.jsonl"
     with path.open("w") as fh:
         for name in BODIES:
             fh.write(json.dumps({"task_id": f"HumanEval/{name}", "prompt": PROMPT, "canonical_solution": BODIES["good"],
                                  "test": TEST, "entry_point": "add"}) + "\n")
-    bench = HumanEval(path, timeout_s=2.0, memory_mb=256)
-    order = [i.id.split("/")[1] for i in bench.items()]
+    bench = HumanEval(path, timeout_s=5.0, memory_mb=256)
+    return bench, [i.id.split("/")[1] for i in bench.items()], marker
+
+
+def test_hostile_completions_each_fail_and_run_completes(tmp_path: Path) -> None:
+    bench, order, marker = _humaneval(tmp_path)
 
     def stand_in(model: Any, prompts: list[str], settings: Any, gen: Any) -> tuple[list[str], list[int]]:
-        return [BODIES[name] for name in order[: len(prompts)]], [0] * len(prompts)
+        return [BODIES[name].replace("MARKER", str(marker)) for name in order[: len(prompts)]], [0] * len(prompts)
 
     report = evaluate(NoModel(), [BenchmarkSource(bench)], progress=False, decode_fn=stand_in)
     verdicts = {s.id.split("/")[1]: s for s in report.samples}
     assert verdicts["good"].correct
-    for name in ("loop", "memory", "network", "fork"):
+    for name in HOSTILE:
         assert not verdicts[name].correct, name
     assert verdicts["loop"].extra["timed_out"]
     assert "MemoryError" in verdicts["memory"].extra["stderr"]
-    assert report.accuracy() == {"humaneval": 0.2}
+    assert report.accuracy() == {"humaneval": 1 / len(BODIES)}
+    assert not marker.exists() and os.getppid() > 1  # nothing written outside; this process alive
+
+
+def test_without_isolation_the_benchmark_refuses_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No isolation, no opt-in: `evaluate` stops with the sandbox's error (the CLI: `error: ...`, exit 2)."""
+    monkeypatch.setattr(sandbox, "isolation", lambda: sandbox.Isolation(False, reason="simulated"))
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    bench, order, marker = _humaneval(tmp_path)
+
+    def stand_in(model: Any, prompts: list[str], settings: Any, gen: Any) -> tuple[list[str], list[int]]:
+        return [BODIES[name].replace("MARKER", str(marker)) for name in order[: len(prompts)]], [0] * len(prompts)
+
+    with pytest.raises(sandbox.SandboxUnavailableError, match="simulated"):
+        evaluate(NoModel(), [BenchmarkSource(bench)], progress=False, decode_fn=stand_in)
+    assert not marker.exists()

@@ -283,3 +283,61 @@ print("files", n)
     r = runner(code)
     n = int(r.stdout.split("files ")[1])
     assert "stopped" in r.stdout and n * 1000000 <= sandbox.DISK_MB * 2**20, r.stdout
+
+
+NON_ROOT_CHECK = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from tabom.tasks import sandbox
+secret = os.path.join({secrets!r}, "secret.txt")
+with open(secret, "w") as fh:
+    fh.write("s3cret-of-the-caller")
+os.chmod(secret, 0o600)
+found = sandbox.isolation()
+print("isolation", found.available, found.user_ns, found.reason)
+code = (
+    "import os\\n"
+    "print('uid', os.getuid(), 'pids', [d for d in os.listdir('/proc') if d.isdigit()])\\n"
+    "for p, mode in ((" + repr(secret) + ", 'r'), ('/usr/x', 'w'), (" + repr(os.path.join({secrets!r}, "x")) + ", 'w')):\\n"
+    "    try:\\n"
+    "        f = open(p, mode)\\n"
+    "        print(p, f.read() if mode == 'r' else 'WROTE')\\n"
+    "    except OSError as exc:\\n"
+    "        print(p, 'refused', type(exc).__name__)\\n"
+)
+r = sandbox._launch(code, "", 10.0, 512, user_ns=True, guard=False)
+print(r.stdout, r.stderr)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user to test needs root")
+def test_a_non_root_caller_gets_a_user_namespace_and_the_same_box() -> None:
+    """tabom run by user 65534: detection picks the user namespace; the caller's files stay out of reach.
+
+    The Python of this environment lives under /root (mode 0700), so the check runs in a private
+    mount namespace where that installation is bound at a path user 65534 can reach.
+    """
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    work, secrets = tempfile.mkdtemp(prefix="tabom_nonroot_"), tempfile.mkdtemp(prefix="tabom_nonroot_")
+    try:
+        for path in (work, secrets):
+            os.chmod(path, 0o777)
+        os.mkdir(os.path.join(work, "py"))
+        script = os.path.join(work, "check.py")
+        with open(script, "w") as fh:
+            fh.write(NON_ROOT_CHECK.format(repo=str(Path(__file__).resolve().parents[2]), secrets=secrets))
+        os.chmod(script, 0o644)
+        python = os.path.join(work, "py", "bin", os.path.basename(os.path.realpath(sys.executable)))
+        inner = (f"mount --bind {sys.base_prefix} {work}/py && exec setpriv --reuid=65534 --regid=65534 "
+                 f"--clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "
+                 f"env -i PATH=/usr/bin:/bin {python} -I {script}")
+        out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner],
+                             capture_output=True, text=True, timeout=120)
+        assert "isolation True True" in out.stdout, (out.stdout, out.stderr)
+        assert "uid 0 pids ['1']" in out.stdout  # root of its own user namespace only; alone in its PID namespace
+        assert out.stdout.count("refused") == 3 and "s3cret" not in out.stdout and "WROTE" not in out.stdout, out.stdout
+        assert sorted(os.listdir(secrets)) == ["secret.txt"]
+    finally:
+        subprocess.run(["rm", "-rf", work, secrets], check=False)
