@@ -4,6 +4,8 @@ Rows are (prompt ids, response ids, decode steps): the response is exactly `gen_
 
 - trajectory JSONL: prompt_token_ids, response_token_ids, decoding_order as recorded (SFT-SD and
   the trajectory methods). A malformed row raises the schema's `FILE:LINE: field: ...` error.
+  Lines in the authors' release layouts get their prompt ids from `model` (chat template), see
+  `tabom.trajectories.release`; `data.methods` keeps only the listed `method`s.
 - prompt/answer JSONL (`format: prompts`): the `answer` tokenized and EOS-padded (SFT-GT);
   steps are all -1 (NELBO does not read them).
 - a built-in task family (`data.task`): each problem's `reference` (or `native`) answer.
@@ -47,15 +49,23 @@ def answer_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int] | No
     return ids + [model.eos_token_id] * (gen_length - len(ids))
 
 
-def _trajectory_rows(path: Path, cfg: DataConfig) -> list[Row]:
+def _trajectory_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> list[Row]:
     from tabom.trajectories.io import iter_json_lines
+    from tabom.trajectories.release import is_release_line, release_trajectory
     from tabom.trajectories.schema import Trajectory, TrajectoryError
 
     rows: list[Row] = []
     for lineno, item in iter_json_lines(path):
         if isinstance(item, TrajectoryError):
             raise item
-        traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
+        if is_release_line(item):  # the authors' layouts: prompt ids etc. derived with this model
+            traj = release_trajectory(item, model, cfg.gen_length, str(path), lineno, cfg.drop_long)
+            if traj is None:
+                continue
+        else:
+            traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
+        if cfg.methods is not None and traj.method not in cfg.methods:
+            continue
         if traj.gen_length != cfg.gen_length:
             raise ValueError(
                 f"{path}:{lineno}: response_token_ids: has {traj.gen_length} tokens but "
@@ -127,7 +137,7 @@ def load_rows(cfg: DataConfig, model: DiffusionLM) -> list[Row]:
         if not path.is_file():
             raise FileNotFoundError(f"data.path: {path}: no such file")
         if cfg.format == "trajectories":
-            rows = _trajectory_rows(path, cfg)
+            rows = _trajectory_rows(path, cfg, model)
         else:
             rows, dropped = _prompt_rows(path, cfg, model)
         where = str(path)

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tabom.trajectories.io import PathLike, iter_json_lines
+from tabom.trajectories.release import inspection_trajectory, is_release_line, parse_release
 from tabom.trajectories.schema import Trajectory, TrajectoryError, response_token_count
 
 
@@ -72,6 +73,7 @@ class InspectReport:
     yields: dict[str, SourceYield] = field(default_factory=dict)
     tokens_per_step: Counter[int] = field(default_factory=Counter)  # k -> number of steps
     never_decoded: int = 0  # positions with decoding_order == -1
+    derived: Counter[str] = field(default_factory=Counter)  # release-layout lines: field -> lines it was derived for
 
     @property
     def ok(self) -> bool:
@@ -101,9 +103,10 @@ def _add(report: InspectReport, traj: Trajectory, chars: list[int], tokens: list
     report.n_valid += 1
     report.methods[traj.method] += 1
     report.models[traj.model] += 1
-    report.gen_lengths[traj.gen_length] += 1
     chars.append(len(traj.response))
-    tokens.append(response_token_count(traj))
+    if traj.response_token_ids:  # a release line may have none: tokenized at training time
+        report.gen_lengths[traj.gen_length] += 1
+        tokens.append(response_token_count(traj))
     src = report.yields.setdefault(traj.data_source, SourceYield())
     src.total += 1
     if traj.correct is not None:
@@ -128,6 +131,11 @@ def inspect_file(path: PathLike, strict: bool = False) -> InspectReport:
         try:
             if isinstance(item, TrajectoryError):
                 raise item
+            if is_release_line(item):  # the authors' layouts: id, prompt ids, correct derived
+                record = parse_release(item, str(path), lineno)
+                report.derived.update(record.derived())
+                _add(report, inspection_trajectory(record), chars, tokens)
+                continue
             traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
             if traj.id in first_line:
                 raise TrajectoryError(
@@ -165,6 +173,8 @@ def render_report(report: InspectReport) -> Group:
     overview.add_row("models", _counter_text(report.models) or "-")
     overview.add_row("gen_length", _counter_text(report.gen_lengths) or "-")
     overview.add_row("positions never decoded", str(report.never_decoded))
+    for name, n in sorted(report.derived.items()):
+        overview.add_row("derived" if name == min(report.derived) else "", f"{name}: {n} line(s)")
 
     lengths = Table(title="Response length")
     for col in ("unit", "n", "min", "mean", "max"):

@@ -113,3 +113,73 @@ def test_release_trajectory_derives_what_training_needs() -> None:
     with pytest.raises(TrajectoryError, match=r"r.jsonl:4: response: \d+ tokens do not fit data.gen_length=2"):
         release_trajectory(obj, model, 2, "r.jsonl", 4)
     assert release_trajectory(obj, model, 2, drop_long=True) is None
+
+
+def _release_file(path, n: int = 8):
+    """n lines cycling through the four layouts and the methods entropy, default, credit."""
+    import json
+
+    layouts = [
+        lambda p, r: {"prompt": p, "response": r},
+        lambda p, r: {"instruction": p, "output": r},
+        lambda p, r: {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": r}]},
+        lambda p, r: {"question": p, "gen_text": r},
+    ]
+    methods = ["entropy", "default", "credit"]
+    with open(path, "w") as f:
+        for i in range(n):
+            word = "abcdef"[i % 6] * (2 + i % 3)
+            line = layouts[i % 4](f"reverse {word}", word[::-1])
+            line["method"] = methods[i % 3]
+            line["data_source"] = "math" if i % 2 else "code"
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def test_release_file_gives_training_rows_with_the_method_filter(tmp_path) -> None:
+    from tabom.config import DataConfig
+    from tabom.training.data import load_rows
+
+    path = _release_file(tmp_path / "release.jsonl")
+    model = load("tiny", device="cpu")
+    rows = load_rows(DataConfig(path=str(path), gen_length=16), model)
+    assert len(rows) == 8 and all(len(r.response) == 16 and len(r.steps) == 16 for r in rows)
+    assert rows[0].prompt == tuple(model.encode_prompt("reverse aa"))
+    entropy = load_rows(DataConfig(path=str(path), gen_length=16, methods=["entropy"]), model)
+    assert len(entropy) == 3  # lines 0, 3, 6
+    with open(path, "a") as f:
+        f.write('{"prompt": "x", "response": "yz", "decoding_order": [0, 1, 2]}\n')
+    with pytest.raises(TrajectoryError, match=r"release.jsonl:9: decoding_order: has 3 entries but the tokenized response has 2"):
+        load_rows(DataConfig(path=str(path), gen_length=16), model)
+
+
+def test_tabom_data_inspect_and_train_accept_release_files(tmp_path) -> None:
+    """`tabom data inspect` passes the four layouts with methods default/credit/entropy and lists
+    what it derived; `tabom train` trains on them (the LLaDA-layout fixture, so the adapter it
+    saves is keyed on LLaDA's module names)."""
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from tabom.cli import app
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from checkpoint_builders import build_llada_checkpoint
+
+    path = _release_file(tmp_path / "release.jsonl")
+    res = CliRunner().invoke(app, ["data", "inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "all lines valid" in res.output and "credit x2, default x3, entropy x3" in res.output
+    assert "id (SHA-256 of the line): 8 line(s)" in res.output and "correct: null: 8 line(s)" in res.output
+    llada = build_llada_checkpoint(tmp_path / "llada")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, [
+        "train", "--recipe", "tiny_tabom", f"model={llada}", f"data.path={path}", "data.gen_length=8",
+        "data.methods=[entropy,default,credit]", "objective.ce_window=4", "objective.rank_window=4",
+        "max_steps=2", "batch_size=2", "log_every=1", f"out={out}",
+    ])
+    assert res.exit_code == 0, res.output
+    keys = load_file(str(out / "final" / "adapter_model.safetensors"))
+    assert keys and all(".model.transformer.blocks." in k for k in keys)
