@@ -63,6 +63,10 @@ def eval_command(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     dtype: str = typer.Option("auto", help="auto|bfloat16|float16|float32."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default runs/eval/<model>)."),
+    run: Optional[Path] = typer.Option(None, help="A training run folder: evaluate every epoch_k/ and final/ on "
+                                                  "validation, report test at the best (the paper's best of epochs)."),
+    val_tasks: Optional[str] = typer.Option(None, help="With --run: the validation tasks (default: the --tasks "
+                                                       "families' val split; benchmark files need val files)."),
     progress: bool = typer.Option(True, help="Show a progress bar with running accuracy."),
 ) -> None:
     """Evaluate a model: per-task accuracy table, and results.json with every sample and the settings."""
@@ -78,6 +82,15 @@ def eval_command(
     settings = apply_preset(DecodeSettings(), preset, overrides)
     chosen = protocol_for(preset, protocol)
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
+    if run is not None:
+        from tabom.commands.eval_run import eval_best_of_run  # noqa: PLC0415
+
+        eval_best_of_run(run, model, sources, val_tasks, settings, limit=limit, out=out, progress=progress,
+                         resolve_kwargs={"timeout_s": sandbox_timeout, "memory_mb": sandbox_memory_mb,
+                                         "protocol": chosen},
+                         extra_settings={"preset": preset, "base_model": model, "protocol": chosen},
+                         load_kwargs={"device": device, "dtype": dtype})
+        return
     lm = load_eval_model(model, adapter, device=device, dtype=dtype)
     report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
                       extra_settings={"preset": preset, "adapter": adapter, "base_model": model, "protocol": chosen})
