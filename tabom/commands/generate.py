@@ -43,8 +43,15 @@ def generate(
         raise typer.BadParameter("give exactly one of --prompts and --task")
 
     from tabom.models import load
-    from tabom.trajectories.builder import BuildConfig, build_trajectories, expand_samples, file_jobs, task_jobs
+    from tabom.outputs import check_output_file
+    from tabom.trajectories.builder import (
+        BuildConfig, build_trajectories, check_out_is_not_input, expand_samples, file_jobs, task_jobs,
+    )
     from tabom.trajectories.distributed import DistEnv
+
+    check_output_file(out)  # before anything is loaded or decoded
+    if prompts is not None:
+        check_out_is_not_input(out, prompts)
 
     cfg = BuildConfig(gen_length=gen_length, steps=steps, block_length=block_length, strategy=strategy,
                       temperature=temperature, top_p=top_p, top_k=top_k, tokens_per_step=tokens_per_step,

@@ -5,6 +5,8 @@
         --compare base=tiny sft=runs/sft/final tabom=runs/tabom/final --out runs/tds_mbpp
 
 In ``--compare``, a path holding adapter_config.json is an adapter applied on ``--model``.
+The --out folder is checked before any model is loaded; tds.csv and tds.json are rewritten
+(atomically) after each model, so a crash keeps the models already done; tds.png comes last.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ from typing import Optional
 import typer
 
 
-def _prompts(tasks: Optional[str], prompts: Optional[Path], n: int, seed: int) -> list[str]:
+def _prompts(tasks: Optional[str], prompts: Optional[Path], n: int, seed: int) -> tuple[list[str], list[str]]:
+    """The prompt texts, and where each came from (FILE:LINE, or the task and problem)."""
     if (tasks is None) == (prompts is None):
         raise typer.BadParameter("give exactly one of --tasks and --prompts")
     if prompts is not None:
         from tabom.trajectories.prompts import read_prompts  # noqa: PLC0415
 
-        return [r.prompt for r in read_prompts(prompts)][:n]
+        records = read_prompts(prompts)[:n]
+        return [r.prompt for r in records], [r.where for r in records]
     from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
 
     assert tasks is not None
     sources = resolve_tasks(tasks)
     per = max(1, -(-n // len(sources)))  # ceil: n prompts shared out over the tasks
-    texts = [i.prompt for s in sources for i in s.load(per, "test", seed)]
-    return texts[:n]
+    pairs = [(i.prompt, f"task {s.name} problem {i.id}") for s in sources for i in s.load(per, "test", seed)][:n]
+    return [p for p, _ in pairs], [w for _, w in pairs]
 
 
 def tds(
@@ -60,10 +64,12 @@ def tds(
     from tabom.eval.model_spec import ModelSpec, load_eval_model, parse_compare  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
     from tabom.eval.tds import plot_curves, run_tds, write_csv  # noqa: PLC0415
+    from tabom.outputs import check_output_dir, write_text_atomic  # noqa: PLC0415
 
     entries = list(compare or []) + list(ctx.args)  # `--compare a=x b=y`: b=y arrives as an extra arg
     specs = parse_compare(entries, model) if entries else [ModelSpec("model", model, adapter)]
-    texts = _prompts(tasks, prompts, n, seed)
+    texts, where = _prompts(tasks, prompts, n, seed)
+    check_output_dir(out)  # before any model is loaded
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length,
                  "temperature": temperature, "batch_size": batch_size, "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
@@ -71,14 +77,15 @@ def tds(
     results = []
     for spec in specs:
         lm = load_eval_model(spec.model, spec.adapter, device=device, dtype=dtype)
-        results.append(run_tds(lm, texts, settings, label=spec.label, progress=True))
+        results.append(run_tds(lm, texts, settings, label=spec.label, progress=True, where=where))
         del lm
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(results, out / "tds.csv")
+        out.mkdir(parents=True, exist_ok=True)
+        # after each model, so a crash keeps the models done (each file replaced atomically)
+        write_csv(results, out / "tds.csv")
+        summary = {r.label: {"tds": r.scalar, "model": s.description, "n": r.n, "settings": r.settings}
+                   for r, s in zip(results, specs)}
+        write_text_atomic(out / "tds.json", json.dumps(summary, indent=1) + "\n")
     plot_curves(results, out / "tds.png", title=f"TDS ({len(texts)} trajectories)")
-    summary = {r.label: {"tds": r.scalar, "model": s.description, "n": r.n, "settings": r.settings}
-               for r, s in zip(results, specs)}
-    (out / "tds.json").write_text(json.dumps(summary, indent=1) + "\n")
     table = Table(title=f"Trajectory Discrimination Score ({len(texts)} prompts)")
     table.add_column("model")
     table.add_column("TDS", justify="right")

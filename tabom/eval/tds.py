@@ -15,7 +15,9 @@ curve over the steps where some row counted.
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,17 +82,23 @@ class TDSResult:
     settings: dict[str, Any]
 
 
-def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, progress: bool = False) -> TDSResult:
+def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, progress: bool = False,
+            where: Sequence[str] | None = None) -> TDSResult:
     """Decode ``prompts`` with ``record_entropy`` and the model's default strategy; return its TDS.
 
     ``settings`` is a :class:`tabom.eval.evaluate.DecodeSettings`; its strategy, when None, is the
-    model's default (what the paper measures).
+    model's default (what the paper measures). A prompt that does not fit the model's positions
+    with ``gen_length`` raises ``ValueError`` before decoding, naming ``where[i]`` (FILE:LINE or
+    the task and problem; default ``prompt i``).
     """
     from tabom.decoding import generate  # noqa: PLC0415
+    from tabom.trajectories.prompts import check_prompt_fits  # noqa: PLC0415
 
     s = settings.resolved(model)
     gen = torch.Generator(device="cpu").manual_seed(s.seed)
     ids = [model.encode_prompt(p) for p in prompts]
+    for i, row in enumerate(ids):
+        check_prompt_fits(model, len(row), s.gen_length, where[i] if where is not None else f"prompt {i}")
     result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
                       strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
                       tokens_per_step=s.tokens_per_step, generator=gen, record_entropy=True,
@@ -102,24 +110,33 @@ def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, pr
 
 
 def write_csv(results: Sequence[TDSResult], path: str | Path) -> Path:
-    """Long format: ``model,step,tds,count`` (empty tds where no row counted)."""
+    """Long format: ``model,step,tds,count`` (empty tds where no row counted), written atomically."""
+    from tabom.outputs import write_text_atomic  # noqa: PLC0415
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["model", "step", "tds", "count"])
-        for r in results:
-            for step, (v, c) in enumerate(zip(r.curve, r.counts)):
-                writer.writerow([r.label, step, "" if math.isnan(v) else f"{v:.6g}", c])
-    return out
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["model", "step", "tds", "count"])
+    for r in results:
+        for step, (v, c) in enumerate(zip(r.curve, r.counts)):
+            writer.writerow([r.label, step, "" if math.isnan(v) else f"{v:.6g}", c])
+    return write_text_atomic(out, buffer.getvalue())
 
 
 def plot_curves(results: Sequence[TDSResult], path: str | Path, title: str = "Trajectory Discrimination Score") -> Path:
-    """One line per model, TDS against decoding step (as the paper's Figure 2), saved as PNG."""
+    """One line per model, TDS against decoding step (as the paper's Figure 2), saved as PNG.
+
+    Drawn to a temporary PNG beside ``path`` and moved over it, so a crash leaves no torn image.
+    """
     from tabom.plotting import line_plot  # noqa: PLC0415
 
     lines = []
     for r in results:
         steps = [i for i, v in enumerate(r.curve) if not math.isnan(v)]
         lines.append((steps, [r.curve[i] for i in steps], f"{r.label} (TDS {r.scalar:.3g})", {"linewidth": 1.6}))
-    return line_plot(path, lines, xlabel="decoding step", ylabel="variance of masked-token entropy", title=title)
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    line_plot(tmp, lines, xlabel="decoding step", ylabel="variance of masked-token entropy", title=title)
+    os.replace(tmp, out)
+    return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,11 +32,12 @@ from typing import Any
 import torch
 
 from tabom.decoding.settings import DecodeSettings
+from tabom.outputs import exclusive_lock, lock_path, write_text_atomic
 from tabom.trajectories.distributed import (
-    DistEnv, append_rejected, finish_shards, read_rejected, rejected_path, resume_ids,
+    DistEnv, append_rejected, finish_shards, leftover_worlds, read_rejected, rejected_path, resume_ids,
 )
 from tabom.trajectories.io import PathLike, TrajectoryWriter, iter_json_lines, shard_path
-from tabom.trajectories.prompts import read_prompts, verify_answer
+from tabom.trajectories.prompts import check_prompt_fits, read_prompts, verify_answer
 from tabom.trajectories.schema import Trajectory
 
 VERIFY_MODES: tuple[str, ...] = ("auto", "none")
@@ -53,6 +55,8 @@ class Job:
     tests: tuple[str, ...] | None = None
     problem: Any = None
     """A `tabom.tasks.Problem` for built-in families (verified by its family)."""
+    where: str = ""
+    """Where the prompt came from, for errors: `FILE:LINE`, or the task family and problem id."""
 
 
 @dataclass
@@ -111,15 +115,15 @@ def task_jobs(family: str, split: str, n: int, seed: int = 0) -> list[Job]:
     from tabom.tasks import get_family
 
     problems = get_family(family).problems(split, n, seed=seed)
-    return [Job(id=p.id, prompt=p.prompt, data_source=family, answer=p.answer, problem=p)
-            for p in problems]
+    return [Job(id=p.id, prompt=p.prompt, data_source=family, answer=p.answer, problem=p,
+                where=f"task {family} ({split}) problem {p.id}") for p in problems]
 
 
 def file_jobs(path: PathLike) -> list[Job]:
     """Jobs for a prompt JSONL file (`read_prompts`); data_source defaults to the file's stem."""
     tag = Path(path).stem
     return [Job(id=r.id, prompt=r.prompt, data_source=r.data_source or tag, answer=r.answer,
-                tests=tuple(r.tests) if r.tests else None) for r in read_prompts(path)]
+                tests=tuple(r.tests) if r.tests else None, where=r.where) for r in read_prompts(path)]
 
 
 def expand_samples(jobs: Sequence[Job], n: int) -> list[Job]:
@@ -234,69 +238,83 @@ def file_counts(out: PathLike) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _check_meta(out: Path, model_name: str, settings: dict[str, Any]) -> None:
-    """A rerun into the same file must decode the same way; raise naming the field otherwise."""
+def check_out_is_not_input(out: PathLike, prompts: PathLike) -> None:
+    """Refuse an `out` (or its sidecar, rejection log or lock) that is the prompt file itself,
+    by any path: the same name, a symlink or a hard link (`os.path.samefile`)."""
+    for path in (Path(out), meta_path(out), rejected_path(out), lock_path(out)):
+        same = os.path.realpath(path) == os.path.realpath(prompts)
+        if not same and path.exists() and Path(prompts).exists():
+            same = os.path.samefile(path, prompts)
+        if same:
+            raise ValueError(f"--out: {path} is the --prompts file {prompts}; give another --out")
+
+
+def _has_rows(out: Path, world: int) -> bool:
+    """Whether anything a run wrote lies at `out`: rows, rejected ids, or shards of any world."""
+    files = [out, rejected_path(out)]
+    for w in {world, *leftover_worlds(out)} - {1}:
+        files += [p for r in range(w) for p in (shard_path(out, r, w), rejected_path(shard_path(out, r, w)))]
+    return any(p.is_file() and p.stat().st_size > 0 for p in files)
+
+
+def _read_meta(out: Path) -> dict[str, Any] | None:
+    """The sidecar of `out`, None when absent; a sidecar tabom cannot have written is an error."""
     path = meta_path(out)
     if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("settings"), dict) or "model" not in meta:
+        raise ValueError(f"{path}: not a sidecar written by `tabom generate` (no model and settings); "
+                         f"refusing to touch {out}; give another --out")
+    return meta
+
+
+def _check_owner(out: Path, model_name: str, settings: dict[str, Any], world: int) -> None:
+    """Refuse, before anything is changed, an `out` that is not tabom's file for this job.
+
+    A non-empty `out` must have its sidecar (`meta_path`, written before the first row), and when
+    rows exist (in `out`, its rejection log or shards) the sidecar's model and decode settings
+    must equal this run's: a rerun appends to the same job. A sidecar beside no rows at all (a
+    run stopped before its first batch) is replaced. Shards (tabom's own names) need no sidecar.
+    """
+    if out.exists() and not out.is_file():
+        raise ValueError(f"--out: {out} is not a regular file")
+    meta = _read_meta(out)
+    if meta is None and out.is_file() and out.stat().st_size > 0:
+        raise ValueError(f"--out: {out} exists but has no {meta_path(out).name} beside it, so it is not a "
+                         "trajectory file written by `tabom generate`; refusing to change it; give another --out")
+    if meta is None or not _has_rows(out, world):
         return
-    old = json.loads(path.read_text())
+    path = meta_path(out)
     for key, value in [("model", model_name), *(("settings." + k, v) for k, v in settings.items())]:
-        before = old.get("model") if key == "model" else old.get("settings", {}).get(key[9:])
+        before = meta.get("model") if key == "model" else meta["settings"].get(key[9:])
         if before != value:
             raise ValueError(f"{path}: {key}: this run has {value!r} but {out} was built with {before!r}; "
                              "use another --out")
 
 
 def _write_meta(out: Path, meta: dict[str, Any]) -> None:
-    tmp = meta_path(out).with_name(f".{meta_path(out).name}.tmp")
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    tmp.replace(meta_path(out))
+    write_text_atomic(meta_path(out), json.dumps(meta, indent=1) + "\n")
 
 
-def build_trajectories(
-    model: Any,
-    jobs: Sequence[Job],
-    out: PathLike,
-    cfg: BuildConfig,
-    *,
-    env: DistEnv | None = None,
-    source: dict[str, Any] | None = None,
-    on_batch: Callable[[int, list[Trajectory]], None] | None = None,
-    progress: bool = False,
-) -> BuildStats:
-    """Decode every job not yet in `out`, verify, keep, append; rank 0 writes `out.meta.json`.
+def check_prompts_fit(model: Any, jobs: Sequence[Job], encoded: Sequence[list[int]], gen_length: int) -> None:
+    """Raise `ValueError` naming the first job (FILE:LINE or task problem) whose prompt plus
+    `gen_length` response tokens exceed the model's positions (`prompts.check_prompt_fits`)."""
+    for job, ids in zip(jobs, encoded):
+        check_prompt_fits(model, len(ids), gen_length, job.where or f"prompt {job.id}")
 
-    Args:
-        model: a `DiffusionLM` (or anything with its attributes) on this process's device.
-        jobs: all jobs of the run, the same list on every rank (already sample-expanded).
-        out: the merged trajectory file; rank r of W appends to `shard_path(out, r, W)`.
-        cfg: settings (resolved here against the model).
-        env: process layout (default: from the environment).
-        source: what the prompts were (recorded in the meta).
-        on_batch: called after each batch is written with (batch index, rows kept); a test hook.
-        progress: show a progress bar over this rank's jobs.
-    """
+
+def _decode_all(
+    model: Any, todo: Sequence[Job], encoded: Sequence[list[int]], order: Sequence[int], cfg: BuildConfig,
+    shard: Path, stats: BuildStats, *, env: DistEnv, on_batch: Callable[[int, list[Trajectory]], None] | None,
+    progress: bool,
+) -> None:
+    """Decode `todo` in batches of `cfg.batch_size` (taken in `order`), verify, append to `shard`."""
     from tabom.progress import progress_bar
 
-    start = time.time()
-    env = env or DistEnv.from_environ()
-    cfg = cfg.resolved(model)
-    out = Path(out)
-    settings = cfg.settings(int(model.eos_token_id))
-    ids = [j.id for j in jobs]
-    if len(set(ids)) != len(ids):
-        raise ValueError("jobs: ids are not unique")
-    if env.is_main:
-        _check_meta(out, model.name, settings)
-        if not meta_path(out).exists():  # so a rerun after a kill is checked too
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _write_meta(out, {"model": model.name, "settings": settings, "status": "running"})
-    done = resume_ids(out, env)
-    todo = [j for j in jobs if j.id not in done][env.rank::env.world]
-    encoded = [model.encode_prompt(j.prompt) for j in todo]
-    order = sorted(range(len(todo)), key=lambda i: len(encoded[i]))  # stable: less padding
-    stats = BuildStats()
-    shard = shard_path(out, env.rank, env.world)
     with TrajectoryWriter(shard) as writer, progress_bar(enabled=progress) as bar:
         task = bar.add_task(f"generate (rank {env.rank})", total=len(todo))
         for b, lo in enumerate(range(0, len(order), cfg.batch_size)):
@@ -322,20 +340,71 @@ def build_trajectories(
             bar.update(task, advance=len(rows))
             if on_batch is not None:
                 on_batch(b, kept)
-    finish_shards(out, env)
-    stats.elapsed_s = time.time() - start
-    if env.is_main:
-        counts = file_counts(out)
-        keys = ("generated", "kept", "correct", "wrong", "unverified")
-        total = {k: sum(c[k] for c in counts.values()) for k in keys}
-        stats.meta = {
-            "model": model.name, "method": cfg.strategy, "settings": settings,
-            "verify": cfg.verify, "keep": cfg.keep, "samples_per_prompt": cfg.samples_per_prompt,
-            "batch_size": cfg.batch_size, "world_size": env.world, "source": source or {},
-            "status": "done", "counts": counts, "total": total,
-            "yield": round(total["kept"] / total["generated"], 6) if total["generated"] else None,
-            "last_run": {"generated_rank0": stats.generated, "kept_rank0": stats.kept,
-                         "elapsed_s": round(stats.elapsed_s, 3)},
-        }
-        _write_meta(out, stats.meta)
+
+
+def build_trajectories(
+    model: Any,
+    jobs: Sequence[Job],
+    out: PathLike,
+    cfg: BuildConfig,
+    *,
+    env: DistEnv | None = None,
+    source: dict[str, Any] | None = None,
+    on_batch: Callable[[int, list[Trajectory]], None] | None = None,
+    progress: bool = False,
+) -> BuildStats:
+    """Decode every job not yet in `out`, verify, keep, append; rank 0 writes `out.meta.json`.
+
+    Args:
+        model: a `DiffusionLM` (or anything with its attributes) on this process's device.
+        jobs: all jobs of the run, the same list on every rank (already sample-expanded).
+        out: the merged trajectory file; rank r of W appends to `shard_path(out, r, W)`.
+        cfg: settings (resolved here against the model).
+        env: process layout (default: from the environment).
+        source: what the prompts were (recorded in the meta).
+        on_batch: called after each batch is written with (batch index, rows kept); a test hook.
+        progress: show a progress bar over this rank's jobs.
+    """
+    start = time.time()
+    env = env or DistEnv.from_environ()
+    cfg = cfg.resolved(model)  # raises on settings that cannot decode, before any file is touched
+    assert cfg.gen_length is not None
+    out = Path(out)
+    settings = cfg.settings(int(model.eos_token_id))
+    ids = [j.id for j in jobs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("jobs: ids are not unique")
+    encoded_all = [model.encode_prompt(j.prompt) for j in jobs]
+    check_prompts_fit(model, jobs, encoded_all, cfg.gen_length)
+    stats = BuildStats()
+    guarded = out if env.is_main else shard_path(out, env.rank, env.world)
+    with exclusive_lock(lock_path(guarded), what=f"--out {out}"):
+        if env.is_main:
+            _check_owner(out, model.name, settings, env.world)
+            if not _has_rows(out, env.world):  # written first, so a rerun after a kill is checked too
+                out.parent.mkdir(parents=True, exist_ok=True)
+                _write_meta(out, {"model": model.name, "settings": settings, "status": "running"})
+        done = resume_ids(out, env)
+        mine = [i for i, j in enumerate(jobs) if j.id not in done][env.rank::env.world]
+        todo = [jobs[i] for i in mine]
+        encoded = [encoded_all[i] for i in mine]
+        order = sorted(range(len(todo)), key=lambda i: len(encoded[i]))  # stable: less padding
+        _decode_all(model, todo, encoded, order, cfg, shard_path(out, env.rank, env.world), stats,
+                    env=env, on_batch=on_batch, progress=progress)
+        finish_shards(out, env)
+        stats.elapsed_s = time.time() - start
+        if env.is_main:
+            counts = file_counts(out)
+            keys = ("generated", "kept", "correct", "wrong", "unverified")
+            total = {k: sum(c[k] for c in counts.values()) for k in keys}
+            stats.meta = {
+                "model": model.name, "method": cfg.strategy, "settings": settings,
+                "verify": cfg.verify, "keep": cfg.keep, "samples_per_prompt": cfg.samples_per_prompt,
+                "batch_size": cfg.batch_size, "world_size": env.world, "source": source or {},
+                "status": "done", "counts": counts, "total": total,
+                "yield": round(total["kept"] / total["generated"], 6) if total["generated"] else None,
+                "last_run": {"generated_rank0": stats.generated, "kept_rank0": stats.kept,
+                             "elapsed_s": round(stats.elapsed_s, 3)},
+            }
+            _write_meta(out, stats.meta)
     return stats

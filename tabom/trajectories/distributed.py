@@ -31,7 +31,11 @@ from typing import Any
 
 import torch
 
-from tabom.trajectories.io import PathLike, existing_ids, merge_shards, shard_path
+from tabom.outputs import write_text_atomic
+from tabom.trajectories.io import (
+    PathLike, existing_ids, iter_json_lines, merge_shards, repair_torn_tail, shard_path,
+)
+from tabom.trajectories.schema import TrajectoryError
 
 
 @dataclass(frozen=True)
@@ -110,53 +114,39 @@ def read_rejected(path: PathLike) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         return {}
-    lines = p.read_text(encoding="utf-8").split("\n")
     out: dict[str, dict[str, Any]] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            if lineno == len(lines):  # no newline after it: torn by a kill
+    for lineno, obj in iter_json_lines(p):
+        if isinstance(obj, TrajectoryError):
+            if obj.lineno == _last_unterminated_line(p):  # cut short by a kill: decode it again
                 continue
-            raise ValueError(f"{p}:{lineno}: json: invalid JSON ({e.msg})") from None
+            raise obj
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
             raise ValueError(f"{p}:{lineno}: id: missing or not a string")
         out.setdefault(obj["id"], obj)
     return out
 
 
+def _last_unterminated_line(p: Path) -> int:
+    """Line number of bytes after the last newline of `p`, or 0 when it ends in a newline."""
+    data = p.read_bytes()
+    return 0 if not data or data.endswith(b"\n") else data.count(b"\n") + 1
+
+
 def append_rejected(path: PathLike, records: Iterable[dict[str, Any]]) -> None:
-    """Append records (each with a string `id`) as whole lines: one write, flush, fsync."""
+    """Append records (each with a string `id`) as whole lines: one write, flush, fsync.
+
+    A torn tail of the log is repaired first (`repair_torn_tail`), so records start on a line of
+    their own and a whole record that only lost its newline is kept.
+    """
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if not text:
         return
     p = rejected_path(path)
-    _cut_torn_tail(p)
+    repair_torn_tail(p)
     with open(p, "a", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _cut_torn_tail(p: Path) -> None:
-    """Drop an unterminated last line so appended records start on a line of their own."""
-    if not p.exists():
-        return
-    data = p.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(p, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def merge_rejected(out: PathLike, world: int) -> None:
@@ -171,7 +161,7 @@ def merge_rejected(out: PathLike, world: int) -> None:
         for key, rec in read_rejected(src).items():
             merged.setdefault(key, rec)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in merged.values())
-    _write_atomic(rejected_path(out), text)
+    write_text_atomic(rejected_path(out), text)
     for s in shards:
         s.unlink(missing_ok=True)
 

@@ -2,7 +2,7 @@
 
     trajs = read_trajectories("t.jsonl")                     # raises on the first bad line
     trajs, errors = read_trajectories("t.jsonl", strict=False)
-    done = existing_ids("t.jsonl")                           # cuts a torn last line first
+    done = existing_ids("t.jsonl")                           # repairs a torn tail first
     with TrajectoryWriter("t.jsonl") as w:                   # append-only
         w.write_many([t for t in batch if t.id not in done]) # one write + flush + fsync
 
@@ -11,10 +11,17 @@ Sharded generation: rank r of W appends to `shard_path(out, r, W)`; afterwards o
 shards 0..W-1, each in file order, first occurrence of an id wins), atomically, and removes the
 shards. Rerunning it after a crash anywhere in between gives the same file.
 
-A "torn" last line is what a killed writer leaves: no trailing newline, or not valid JSON. The
-writer here writes whole lines in one call, so at most the batch in flight is lost, and
-`existing_ids` / `TrajectoryWriter` cut a torn tail away (with a logged warning naming file and
-line) before anything else is appended.
+Framing: tabom writes whole lines, each ending in a newline, in one write call, so a kill
+loses at most the batch in flight and leaves at most some bytes after the last newline.
+`existing_ids` first checks every whole line (read-only; a bad one is a `TrajectoryError`
+naming FILE:LINE and nothing is touched), then `repair_torn_tail` deals with those bytes: a
+whole JSON row that only lost its newline is completed and kept, anything else is cut (with a
+logged warning naming file and line). Lines ending in a newline are never changed. Whether a
+file may be repaired at all (is it tabom's, for the same job?) is the caller's check:
+`tabom generate` refuses an `--out` without its sidecar (`builder.py`).
+
+Reading names the file and line for every kind of bad line: not UTF-8, not JSON, nested too
+deeply; a directory given as a file is a `ValueError`, a missing one `FileNotFoundError`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
 
+from tabom.outputs import write_text_atomic
 from tabom.trajectories.schema import Trajectory, TrajectoryError
 
 logger = logging.getLogger(__name__)
@@ -37,24 +45,62 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class TornLine:
-    """A torn last line that was cut away: where it was and what it held."""
+    """The bytes after the last newline of a file, and what was done with them."""
 
     path: str
     lineno: int
-    offset: int  # byte offset at which the file was truncated
-    text: str  # the dropped bytes, decoded with errors replaced
+    offset: int  # byte offset where the unterminated line starts
+    text: str  # its bytes, decoded with errors replaced
+    kept: bool = False  # True: a whole JSON object that only lacked its newline, completed in place
+
+
+def _check_is_file(path: PathLike) -> None:
+    """FileNotFoundError for a missing path, ValueError for a directory or other non-file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory; expected a JSONL file")
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if not p.is_file():
+        raise ValueError(f"{p}: is not a regular file; expected a JSONL file")
+
+
+def _parse_line(raw: bytes, path: str, lineno: int) -> Any:
+    """One raw line -> its JSON value, a `TrajectoryError` naming FILE:LINE, or None when blank."""
+    try:
+        text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        problem = f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+        return TrajectoryError(path, lineno, "encoding", problem)
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        return TrajectoryError(path, lineno, "json", f"invalid JSON ({e.msg})")
+    except RecursionError:
+        return TrajectoryError(path, lineno, "json", "nested too deeply to read")
+
+
+def _raw_lines(path: PathLike) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield `(lineno, bytes, ends_with_newline)` for every line of a file (1-based)."""
+    _check_is_file(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            yield lineno, raw, raw.endswith(b"\n")
 
 
 def iter_json_lines(path: PathLike) -> Iterator[tuple[int, Any | TrajectoryError]]:
-    """Yield `(lineno, parsed JSON or TrajectoryError)` for every non-blank line (1-based)."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield lineno, TrajectoryError(str(path), lineno, "json", f"invalid JSON ({e.msg})")
+    """Yield `(lineno, parsed JSON or TrajectoryError)` for every non-blank line (1-based).
+
+    A line that is not UTF-8, not JSON or nested too deeply gives a `TrajectoryError` naming the
+    file and line; a directory or other non-file raises `ValueError`, a missing file
+    `FileNotFoundError`.
+    """
+    for lineno, raw, _ in _raw_lines(path):
+        item = _parse_line(raw, str(path), lineno)
+        if item is not None:
+            yield lineno, item
 
 
 @overload
@@ -95,73 +141,96 @@ def read_trajectories(
     return good if strict else (good, errors)
 
 
-def repair_torn_tail(path: PathLike) -> TornLine | None:
-    """Cut a torn last line (no trailing newline, or invalid JSON) off `path`, in place.
+def _tail_offset(f: Any, size: int, chunk: int = 1 << 16) -> int:
+    """Byte offset just after the last newline of an open binary file of `size` bytes (0: none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        f.seek(start)
+        pos = f.read(end - start).rfind(b"\n")
+        if pos >= 0:
+            return start + pos + 1
+        end = start
+    return 0
 
-    Returns what was cut, or None when the file is missing, empty or ends in a whole line.
-    Logs a warning naming the file and line. Only the last non-blank line is ever cut.
+
+def repair_torn_tail(path: PathLike) -> TornLine | None:
+    """Deal with the bytes after the last newline of `path`, in place; say what was done.
+
+    tabom writes whole lines, each ending in a newline, so bytes after the last one are a write
+    cut short by a kill. When they hold a whole JSON object (only the newline was lost) the
+    newline is appended and the row kept; otherwise they are cut off. Lines that end in a
+    newline are never touched, whatever they hold (a bad one is an error for the reader).
+    Returns None when the file is missing, empty or ends in a newline; logs a warning naming
+    the file and line otherwise. Call it only on a file tabom writes (`tabom generate` checks
+    the sidecar first).
     """
     p = Path(path)
-    if not p.exists():
+    if not p.is_file():
         return None
     with open(p, "rb") as f:
-        data = f.read()
-    if not data:
-        return None
-    body = data.rstrip(b"\n")
-    start = body.rfind(b"\n") + 1  # start of the last non-blank line
-    last = body[start:]
-    torn = not data.endswith(b"\n")
-    if not torn and last.strip():
-        try:
-            json.loads(last.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            torn = True
-    if not torn:
-        return None
-    lineno = body[:start].count(b"\n") + 1
+        size = f.seek(0, os.SEEK_END)
+        start = _tail_offset(f, size)
+        if start == size:
+            return None
+        f.seek(start)
+        tail = f.read()
+        f.seek(0)
+        lineno = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) + 1
+    kept = isinstance(_parse_line(tail, str(p), lineno), dict)
     with open(p, "r+b") as f:
-        f.truncate(start)
+        if kept:
+            f.seek(size)
+            f.write(b"\n")
+        else:
+            f.truncate(start)
         f.flush()
         os.fsync(f.fileno())
-    cut = TornLine(str(p), lineno, start, last.decode("utf-8", errors="replace"))
-    logger.warning(
-        "%s:%d: torn last line (%d bytes) from an interrupted writer was removed",
-        cut.path, cut.lineno, len(data) - start,
-    )
-    return cut
+    torn = TornLine(str(p), lineno, start, tail.decode("utf-8", errors="replace"), kept)
+    if kept:
+        logger.warning("%s:%d: last row lacked its newline (an interrupted writer); completed and kept",
+                       torn.path, torn.lineno)
+    else:
+        logger.warning("%s:%d: torn last line (%d bytes) from an interrupted writer was removed",
+                       torn.path, torn.lineno, size - start)
+    return torn
 
 
-def existing_ids(path: PathLike) -> set[str]:
-    """Ids already in `path` (empty if it does not exist), for resuming generation.
+def _ids_of_whole_lines(path: PathLike) -> Iterator[tuple[int, str, bytes]]:
+    """Yield `(lineno, id, raw line)` of every newline-terminated, non-blank line; read-only.
 
-    A torn last line is cut away first (see `repair_torn_tail`), so its id is not counted and
-    gets decoded again. Any other line that is not JSON or lacks a string `id` raises
-    `TrajectoryError`.
+    A line that is not a JSON object with a string `id` raises `TrajectoryError`. The bytes
+    after the last newline (see `repair_torn_tail`) are not looked at.
     """
-    if not Path(path).exists():
-        return set()
-    repair_torn_tail(path)
-    ids: set[str] = set()
-    for lineno, item in iter_json_lines(path):
+    for lineno, raw, whole in _raw_lines(path):
+        if not whole:
+            break
+        item = _parse_line(raw, str(path), lineno)
+        if item is None:
+            continue
         if isinstance(item, TrajectoryError):
             raise item
         value = item.get("id") if isinstance(item, dict) else None
         if not isinstance(value, str):
             raise TrajectoryError(str(path), lineno, "id", "missing or not a string")
-        ids.add(value)
-    return ids
+        yield lineno, value, raw
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # directories cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def existing_ids(path: PathLike) -> set[str]:
+    """Ids already in `path` (empty if it does not exist), for resuming generation.
+
+    Every whole line is checked first, read-only: one that is not JSON or lacks a string `id`
+    raises `TrajectoryError` and nothing is changed. Then the tail is repaired (see
+    `repair_torn_tail`): a row that only lacked its newline is kept and counted; a torn write
+    is cut, so its id is decoded again.
+    """
+    if not Path(path).exists():
+        return set()
+    ids = [traj_id for _lineno, traj_id, _raw in _ids_of_whole_lines(path)]
+    torn = repair_torn_tail(path)
+    if torn is not None and torn.kept:
+        ids = [traj_id for _lineno, traj_id, _raw in _ids_of_whole_lines(path)]
+    return set(ids)
 
 
 class TrajectoryWriter:
@@ -222,25 +291,6 @@ def shard_path(out: PathLike, rank: int, world: int) -> Path:
     return out.with_name(f"{out.stem}.shard{rank}-of-{world}{out.suffix}")
 
 
-def _whole_lines(path: Path) -> Iterator[tuple[int, str, str]]:
-    """Yield `(lineno, id, line text without newline)` of a file, torn tail cut first."""
-    repair_torn_tail(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.rstrip("\n")
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                problem = f"invalid JSON ({e.msg})"
-                raise TrajectoryError(str(path), lineno, "json", problem) from None
-            value = obj.get("id") if isinstance(obj, dict) else None
-            if not isinstance(value, str):
-                raise TrajectoryError(str(path), lineno, "id", "missing or not a string")
-            yield lineno, value, text
-
-
 def merge_shards(out: PathLike, world: int) -> int:
     """Fold the `world` shard files of `out` into `out`; return the number of rows in `out`.
 
@@ -258,20 +308,15 @@ def merge_shards(out: PathLike, world: int) -> int:
     rows: list[str] = []
     dropped = 0
     for src in sources:
-        for _lineno, traj_id, text in _whole_lines(src):
+        repair_torn_tail(src)
+        for _lineno, traj_id, raw in _ids_of_whole_lines(src):
             if traj_id in seen:
                 dropped += 1
                 continue
             seen.add(traj_id)
-            rows.append(text + "\n")
+            rows.append(raw.decode("utf-8"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.merge-tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(rows))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
-    _fsync_dir(out.parent)
+    write_text_atomic(out, "".join(rows))
     for shard in shards:
         shard.unlink(missing_ok=True)
     if dropped:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class PromptRecord:
     answer: str | None = None
     tests: list[str] | None = None
     data_source: str | None = None
+    where: str = field(default="", compare=False)
+    """Where it was read: `FILE:LINE` (empty for records built in memory)."""
 
 
 def prompt_id(prompt: str) -> str:
@@ -96,11 +98,16 @@ def parse_prompt(obj: Any, *, path: str = "<memory>", lineno: int = 0) -> Prompt
     source = obj.get("data_source")
     if source is not None and not isinstance(source, str):
         raise err("data_source", f"expected a string, got {_kind(source)}")
-    return PromptRecord(id=rid, prompt=text, answer=answer, tests=tests, data_source=source)
+    return PromptRecord(id=rid, prompt=text, answer=answer, tests=tests, data_source=source,
+                        where=f"{path}:{lineno}")
 
 
 def read_prompts(path: PathLike) -> list[PromptRecord]:
-    """Read a prompt JSONL file; blank lines skipped; raise `ValueError` at the first bad line."""
+    """Read a prompt JSONL file; blank lines skipped; raise `ValueError` at the first bad line.
+
+    Bad lines (not UTF-8, not JSON, nested too deeply, a bad field, a duplicate id) are named by
+    FILE:LINE; a directory raises `ValueError`, a missing file `FileNotFoundError`.
+    """
     records: list[PromptRecord] = []
     first_line: dict[str, int] = {}
     for lineno, obj in iter_json_lines(path):
@@ -114,6 +121,25 @@ def read_prompts(path: PathLike) -> list[PromptRecord]:
         first_line[rec.id] = lineno
         records.append(rec)
     return records
+
+
+def context_limit(model: Any) -> int | None:
+    """Positions the model was built for (`backbone.config.max_position_embeddings`), or None."""
+    config = getattr(getattr(model, "backbone", None), "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+
+
+def check_prompt_fits(model: Any, n_tokens: int, gen_length: int, where: str) -> None:
+    """Raise `ValueError` naming `where` (FILE:LINE, or the task and problem) when a prompt of
+    `n_tokens` plus the `gen_length` response tokens exceed the model's positions."""
+    limit = context_limit(model)
+    if limit is not None and n_tokens + gen_length > limit:
+        raise ValueError(
+            f"{where}: prompt: {n_tokens} tokens + gen_length {gen_length} = {n_tokens + gen_length} "
+            f"exceed the {limit} positions of model {getattr(model, 'name', '?')} "
+            "(max_position_embeddings); shorten the prompt or gen_length"
+        )
 
 
 _LATEX_RE = re.compile(r"\\[A-Za-z]+|\^|_\{|\\\(|\\\[")

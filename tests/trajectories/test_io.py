@@ -90,16 +90,54 @@ def test_torn_line_resume(tmp_path: Path, make_traj: MakeTraj, caplog: Any) -> N
 def test_repair_reports_what_it_cut(
     tmp_path: Path, write_lines: Any, traj_obj: dict[str, Any]
 ) -> None:
+    """Only bytes after the last newline are a torn write; a newline-ended line is never cut."""
     path = write_lines(tmp_path / "t.jsonl", [traj_obj])
     assert repair_torn_tail(path) is None  # nothing torn
     assert repair_torn_tail(tmp_path / "missing.jsonl") is None
     size = path.stat().st_size
     with open(path, "a") as f:
-        f.write('{"id": "half"\n')  # newline-terminated but invalid JSON: also torn
+        f.write('{"id": "half", "pro')  # killed mid-write: no newline, not a whole object
     cut = repair_torn_tail(path)
-    assert cut is not None
-    assert (cut.lineno, cut.offset, cut.text) == (2, size, '{"id": "half"')
+    assert cut is not None and not cut.kept
+    assert (cut.lineno, cut.offset, cut.text) == (2, size, '{"id": "half", "pro')
     assert path.stat().st_size == size
+    with open(path, "a") as f:
+        f.write('{"id": "bad"\n')  # ends in a newline: written whole, so not tabom's to cut
+    assert repair_torn_tail(path) is None
+    with pytest.raises(TrajectoryError, match=r"t.jsonl:2: json: invalid JSON"):
+        existing_ids(path)
+    assert path.read_text().endswith('{"id": "bad"\n')  # the error changed nothing
+
+
+def test_whole_row_without_newline_is_completed_not_cut(tmp_path: Path, make_traj: MakeTraj) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(make_traj("a").to_line() + "\n" + make_traj("b").to_line())
+    assert existing_ids(path) == {"a", "b"}
+    assert path.read_text() == make_traj("a").to_line() + "\n" + make_traj("b").to_line() + "\n"
+    with TrajectoryWriter(path) as w:
+        w.write(make_traj("c"))
+    assert [t.id for t in read_trajectories(path)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("raw, field, problem", [
+    (b'{"id": "a\xff"}\n', "encoding", "not valid UTF-8 (byte 0xff at column 10)"),
+    (b"[" * 100_000 + b"]" * 100_000 + b"\n", "json", "nested too deeply to read"),
+])
+def test_unreadable_lines_name_file_and_line(
+    tmp_path: Path, make_traj: MakeTraj, raw: bytes, field: str, problem: str
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(make_traj("a").to_line().encode() + b"\n" + raw)
+    with pytest.raises(TrajectoryError) as info:
+        read_trajectories(path)
+    assert str(info.value) == f"{path}:2: {field}: {problem}"
+    with pytest.raises(TrajectoryError, match=f"t.jsonl:2: {field}"):
+        existing_ids(path)
+
+
+def test_directory_is_not_read_as_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=f"{tmp_path}: is a directory; expected a JSONL file"):
+        read_trajectories(tmp_path)
 
 
 def test_writer_repairs_torn_tail_itself(tmp_path: Path, make_traj: MakeTraj) -> None:
