@@ -215,6 +215,21 @@ print("top", sorted(os.listdir("/")))
     assert expected <= set(top) and "home" not in top and "var" not in top
 
 
+@pytest.mark.parametrize("mode", ["guarded", "bare-root"])  # (as root, a user namespace maps to root itself)
+def test_a_0600_file_in_a_visible_directory_is_unreadable(mode: str) -> None:
+    """The program runs as nobody: the owner-only files of the visible paths stay closed to it."""
+    secret = f"s3cret-{time.monotonic_ns()}"
+    path = os.path.join(sys.prefix, f".tabom-test-secret-{os.getpid()}")  # the venv is bound read-only
+    with open(path, "w") as fh:
+        fh.write(secret)
+    os.chmod(path, 0o600)
+    try:
+        r = RUNNERS[mode](f"import os\nprint(os.path.exists({path!r}))\nprint(open({path!r}).read())")
+    finally:
+        os.remove(path)
+    assert r.stdout.startswith("True\n") and "PermissionError" in r.stderr and secret not in r.stdout
+
+
 def test_the_network_is_unreachable(runner: Runner) -> None:
     """A listener of this process on 127.0.0.1 gets no connection (sockets made through _socket)."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
