@@ -15,8 +15,9 @@ from a path you give. ``tabom eval --tasks gsm8k=data/gsm8k/test.jsonl`` names t
 | mbpp | task_id, text (or prompt), test_list | the code passes every assert in the sandbox |
 | ifeval | key, prompt, instruction_id_list, kwargs | every instruction is followed (strict; loose kept beside) |
 
-Generated code runs in :func:`tabom.tasks.sandbox.run_many` (fresh temp dir, time and memory
-limits, no network, no child processes): a crash, hang or fork bomb is a failed sample.
+Generated code runs in :func:`tabom.tasks.sandbox.run_many` (own PID/mount/network namespaces,
+read-only system, no privileges, time and memory limits): a crash, hang or fork bomb is a failed
+sample; where programs cannot be isolated it raises instead (docs/evaluation.md).
 """
 
 from __future__ import annotations

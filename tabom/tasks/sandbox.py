@@ -195,9 +195,11 @@ def _launch(code: str, stdin: str, timeout_s: float, memory_mb: int, *, user_ns:
                                     start_new_session=True, close_fds=True)
             try:
                 proc.wait(timeout=timeout_s + _BACKSTOP_S)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)  # the program has a parent-death SIGKILL: it goes with the launcher
+            except BaseException:  # the backstop, or Ctrl-C: the program has a parent-death SIGKILL
+                _kill_group(proc.pid)  # and goes with the launcher
                 proc.wait()
+                if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                    raise
             stdout, stderr = _read_capped(fout), _read_capped(ferr)
         try:
             with open(os.path.join(host_dir, "status"), "rb") as fh:
