@@ -36,3 +36,19 @@ def inspect(
         typer.echo(str(error), err=True)
     if not report.ok:
         raise typer.Exit(code=2)
+
+
+@data_app.command()
+def prepare(
+    name: Annotated[str, typer.Argument(help="Published set: prm12k (MixChain-Z-PRM12K) or ling_coder (Ling-Coder-SFT).")],
+    path: Annotated[Path, typer.Argument(help="Its .parquet / .json / .jsonl file, parquet folder or datasets save folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for prompts.jsonl and sft_gt.jsonl.")],
+    split: Annotated[str | None, typer.Option(help="Split of a saved DatasetDict (default: train).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N rows.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing prompts.jsonl / sft_gt.jsonl.")] = False,
+) -> None:
+    """Write tabom's prompt file (with references) and SFT-GT pairs from a published training set."""
+    from tabom.tasks.published import prepare as run
+
+    result = run(name, path, out, split=split, limit=limit, overwrite=overwrite)
+    typer.echo(f"wrote {result.n} prompts to {result.prompts} and {result.n} ground-truth pairs to {result.sft_gt}")

@@ -53,8 +53,13 @@ class Scored:
 
 
 def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(line or row number, record)`` pairs of a .jsonl, .json (a list) or .parquet file."""
+    """``(line or row number, record)`` pairs of a .jsonl, .json (a list) or .parquet file, or of a
+    folder written by `datasets`' ``save_to_disk`` (the ``test`` split of a DatasetDict) or of parquet files."""
     p = Path(path)
+    if p.is_dir():  # a `datasets` save_to_disk folder (its test split by default) or a parquet folder
+        from tabom.tasks.published import read_table  # noqa: PLC0415
+
+        return [(i, _plain(dict(r))) for i, r in enumerate(read_table(p, default_split="test"), start=1)]
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such benchmark file")
     if p.suffix == ".parquet":

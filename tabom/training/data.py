@@ -22,6 +22,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -79,12 +80,16 @@ def _trajectory_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> list[Ro
 
 
 def _prompt_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> tuple[list[Row], int]:
+    from tabom.tasks.published import is_published_file, sft_objects
     from tabom.trajectories.io import iter_json_lines
     from tabom.trajectories.prompts import parse_prompt
 
     rows: list[Row] = []
     dropped = 0
-    for lineno, obj in iter_json_lines(path):
+    items: Any = iter_json_lines(path)
+    if is_published_file(path):  # MixChain-Z-PRM12K / Ling-Coder-SFT as published: their solutions
+        items = enumerate(sft_objects(path), start=1)
+    for lineno, obj in items:
         if isinstance(obj, ValueError):
             raise obj
         rec = parse_prompt(obj, path=str(path), lineno=lineno)
@@ -133,8 +138,11 @@ def load_rows(cfg: DataConfig, model: DiffusionLM) -> list[Row]:
         rows, dropped = _task_rows(cfg, model)
         where = f"task {cfg.task}"
     else:
+        from tabom.tasks.published import is_table_path
+
         path = Path(str(cfg.path)).expanduser()
-        if not path.is_file():
+        table = cfg.format == "prompts" and path.is_dir() and is_table_path(path)  # a published set's folder
+        if not path.is_file() and not table:
             raise FileNotFoundError(f"data.path: {path}: no such file")
         if cfg.format == "trajectories":
             rows = _trajectory_rows(path, cfg, model)

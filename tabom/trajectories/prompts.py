@@ -108,9 +108,14 @@ def read_prompts(path: PathLike) -> list[PromptRecord]:
     Bad lines (not UTF-8, not JSON, nested too deeply, a bad field, a duplicate id) are named by
     FILE:LINE; a directory raises `ValueError`, a missing file `FileNotFoundError`.
     """
+    from tabom.tasks.published import is_published_file, prompt_objects
+
     records: list[PromptRecord] = []
     first_line: dict[str, int] = {}
-    for lineno, obj in iter_json_lines(path):
+    items: Any = iter_json_lines(path)
+    if is_published_file(path):  # MixChain-Z-PRM12K / Ling-Coder-SFT as published (parquet, JSON, a folder)
+        items = enumerate(prompt_objects(path), start=1)
+    for lineno, obj in items:
         if isinstance(obj, ValueError):
             raise obj
         rec = parse_prompt(obj, path=str(path), lineno=lineno)
