@@ -102,6 +102,23 @@ print("spawned", flush=True)
     assert _processes_with(token) == []
 
 
+@pytest.mark.parametrize("user_ns", [False, True])
+def test_killing_the_launcher_kills_the_program(user_ns: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's backstop (or Ctrl-C) kills only the launcher: the program, which changed user,
+    follows through its re-armed parent-death signal, and its whole PID namespace with it."""
+    token = f"tabom-orphan-{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.setattr(sandbox, "_BACKSTOP_S", -27.0)  # the caller gives up after 3 s of 30
+    inner = f"import os, time\nif os.fork() == 0:\n    time.sleep(60)\nwhile True: pass  # {token}"
+    code = f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', {inner!r}])"  # token in the cmdline
+    t0 = time.monotonic()
+    r = sandbox._launch(code, "", 30.0, 512, user_ns=user_ns, guard=False)
+    assert r.timed_out and time.monotonic() - t0 < 20
+    deadline = time.monotonic() + 5
+    while _processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(token) == []
+
+
 def test_disabling_the_audit_hook_does_not_open_the_box(tmp_path: Path) -> None:
     """The issue's second escape: the guard's state edited through ``sys.modules['__main__']``."""
     marker = tmp_path / "pwned"
