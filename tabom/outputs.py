@@ -151,8 +151,9 @@ def exclusive_lock(path: PathLike, *, what: str) -> Iterator[Path]:
 class JsonlLog:
     """A JSONL file written as work proceeds: each `write` appends whole lines, flushes, fsyncs.
 
-    Opened fresh (truncated) by default; used as a context manager. A crash keeps every line
-    written before it.
+    Used as a context manager; the file (and its folder) is created, empty, at the first
+    `write`, so a run that fails before producing anything leaves nothing behind. A crash keeps
+    every line written before it.
     """
 
     def __init__(self, path: PathLike) -> None:
@@ -160,16 +161,20 @@ class JsonlLog:
         self._file: Any = None
 
     def __enter__(self) -> JsonlLog:
-        self._file = open(self.path, "w", encoding="utf-8")
         return self
 
     def write(self, records: Iterable[Any]) -> None:
         """Append one JSON line per record in one write, then flush and fsync."""
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")
         if text:
             self._file.write(text)
             self._file.flush()
             os.fsync(self._file.fileno())
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -45,13 +45,15 @@ def generate(
     from tabom.models import load
     from tabom.outputs import check_output_file
     from tabom.trajectories.builder import (
-        BuildConfig, build_trajectories, check_out_is_not_input, expand_samples, file_jobs, task_jobs,
+        BuildConfig, build_trajectories, check_out_is_not_input, check_out_is_tabom, expand_samples, file_jobs,
+        task_jobs,
     )
     from tabom.trajectories.distributed import DistEnv
 
     check_output_file(out)  # before anything is loaded or decoded
     if prompts is not None:
         check_out_is_not_input(out, prompts)
+    check_out_is_tabom(out)
 
     cfg = BuildConfig(gen_length=gen_length, steps=steps, block_length=block_length, strategy=strategy,
                       temperature=temperature, top_p=top_p, top_k=top_k, tokens_per_step=tokens_per_step,

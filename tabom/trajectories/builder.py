@@ -272,20 +272,32 @@ def _read_meta(out: Path) -> dict[str, Any] | None:
     return meta
 
 
-def _check_owner(out: Path, model_name: str, settings: dict[str, Any], world: int) -> None:
-    """Refuse, before anything is changed, an `out` that is not tabom's file for this job.
+def check_out_is_tabom(out: PathLike) -> dict[str, Any] | None:
+    """Refuse an `out` that `tabom generate` did not write; return its sidecar (None if absent).
 
-    A non-empty `out` must have its sidecar (`meta_path`, written before the first row), and when
-    rows exist (in `out`, its rejection log or shards) the sidecar's model and decode settings
-    must equal this run's: a rerun appends to the same job. A sidecar beside no rows at all (a
-    run stopped before its first batch) is replaced. Shards (tabom's own names) need no sidecar.
+    A non-empty `out` must have its sidecar (`meta_path`, written before the first row) holding
+    a model and settings; `out` must be a regular file. Reads only; needs no model, so the
+    command calls it before loading one.
     """
+    out = Path(out)
     if out.exists() and not out.is_file():
         raise ValueError(f"--out: {out} is not a regular file")
     meta = _read_meta(out)
     if meta is None and out.is_file() and out.stat().st_size > 0:
         raise ValueError(f"--out: {out} exists but has no {meta_path(out).name} beside it, so it is not a "
                          "trajectory file written by `tabom generate`; refusing to change it; give another --out")
+    return meta
+
+
+def _check_owner(out: Path, model_name: str, settings: dict[str, Any], world: int) -> None:
+    """Refuse, before anything is changed, an `out` that is not tabom's file for this job.
+
+    `check_out_is_tabom`, and when rows exist (in `out`, its rejection log or shards) the
+    sidecar's model and decode settings must equal this run's: a rerun appends to the same job.
+    A sidecar beside no rows at all (a run stopped before its first batch) is replaced. Shards
+    (tabom's own names) need no sidecar.
+    """
+    meta = check_out_is_tabom(out)
     if meta is None or not _has_rows(out, world):
         return
     path = meta_path(out)
