@@ -14,7 +14,9 @@ generation arguments go together), and cuts each response at the first ``until``
 Model args: ``model``, ``adapter``, ``strategy``, ``gen_length`` (default: the task's
 ``max_gen_toks``), ``steps`` (default gen_length), ``block_length``, ``temperature`` (default: the
 task's when it samples, else 0), ``top_p``, ``top_k``, ``tokens_per_step``, ``seed``, ``device``,
-``dtype``, ``batch_size``. The loglikelihood methods raise NotImplementedError: the paper scores
+``dtype``, ``batch_size``. Under ``torchrun`` / ``accelerate launch`` the model reports its
+rank and world size (and gathers with ``torch.distributed``), so lm-eval gives each process its
+share of the requests and rank 0 writes the results. The loglikelihood methods raise NotImplementedError: the paper scores
 DLMs generatively, and a masked-diffusion likelihood is only a Monte-Carlo ELBO bound.
 """
 
@@ -67,11 +69,17 @@ class TabomLM(LM):
     ) -> None:
         super().__init__()
         from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
+        from tabom.eval.sharding import Shard  # noqa: PLC0415
 
+        self.shard = Shard.from_env()  # under torchrun / accelerate launch: lm-eval shards and gathers
+        self._rank, self._world_size = self.shard.rank, self.shard.world
         device = _opt(device, str)
         if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"  # lm-eval's --device defaults to cuda:0 even on machines without one
+        if self.shard.world > 1 and self.shard.device() is not None:
+            device = self.shard.device()  # one GPU per process, whatever --device says
         self.lm = load_eval_model(str(model), _opt(adapter, str), device=device, dtype=dtype)
+        self._device = torch.device(str(self.lm.device))
         self.strategy = _opt(strategy, str) or self.lm.default_strategy
         self.gen_length = _opt(gen_length, int)
         self.steps = _opt(steps, int)
@@ -97,6 +105,24 @@ class TabomLM(LM):
         """Build from parsed ``model_args``; lm-eval's non-None flags fill only keys they leave unset."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
         return cls(**arg_dict, **extra)
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's ``tensor`` concatenated along a new first dimension (lm-eval pads shards with it)."""
+        if self.shard.world == 1:
+            return tensor
+        import torch.distributed as dist  # noqa: PLC0415
+
+        parts = [torch.zeros_like(tensor) for _ in range(self.shard.world)]
+        dist.all_gather(parts, tensor)
+        return torch.stack(parts)
+
+    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        """Every rank's ``obj`` on rank 0 (lm-eval gathers samples and metrics with it); None elsewhere."""
+        return self.shard.gather(obj)
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        self.shard.barrier()
 
     @property
     def tokenizer_name(self) -> str:
