@@ -3,11 +3,17 @@
     tabom eval --model tiny --tasks math,code --limit 100
     tabom eval --model /ckpt/Dream-v0-Instruct-7B --adapter runs/x/final \
         --tasks gsm8k=data/gsm8k/test.jsonl --preset dream-gsm8k --tokens-per-step 2 --out runs/eval/x
+
+Outputs in the --out folder, checked before the model is loaded: every scored batch is appended
+to samples.partial.jsonl as it comes (a crash keeps them); at the end results.json is written
+atomically and the partial file becomes samples.jsonl. A rerun starts samples.partial.jsonl anew.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -75,6 +81,7 @@ def eval_command(
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
     from tabom.eval.protocol import protocol_for  # noqa: PLC0415
     from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
+    from tabom.outputs import JsonlLog, check_output_dir, write_text_atomic  # noqa: PLC0415
 
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
                  "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
@@ -82,6 +89,8 @@ def eval_command(
     settings = apply_preset(DecodeSettings(), preset, overrides)
     chosen = protocol_for(preset, protocol)
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
+    if out is not None:
+        check_output_dir(out)  # before any model is loaded
     if run is not None:
         from tabom.commands.eval_run import eval_best_of_run  # noqa: PLC0415
 
@@ -92,11 +101,16 @@ def eval_command(
                          load_kwargs={"device": device, "dtype": dtype})
         return
     lm = load_eval_model(model, adapter, device=device, dtype=dtype)
-    report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
-                      extra_settings={"preset": preset, "adapter": adapter, "base_model": model, "protocol": chosen})
-    print_report(report)
     folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "results.json"
-    path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
-    typer.echo(f"wrote {path}")
+    check_output_dir(folder)
+    partial = folder / "samples.partial.jsonl"  # every scored batch lands here at once
+    with JsonlLog(partial) as log:
+        report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
+                          extra_settings={"preset": preset, "adapter": adapter, "base_model": model,
+                                          "protocol": chosen},
+                          on_batch=lambda batch: log.write(asdict(s) for s in batch))
+        log.write([])  # an evaluation of no problems still leaves an (empty) samples file
+    print_report(report)
+    path = write_text_atomic(folder / "results.json", json.dumps(report.to_json(), indent=1) + "\n")
+    os.replace(partial, folder / "samples.jsonl")
+    typer.echo(f"wrote {path} and {folder / 'samples.jsonl'}")

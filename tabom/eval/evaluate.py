@@ -111,6 +111,18 @@ def decode_texts(
     return texts, [int(n) for n in result.steps_run]
 
 
+def _check_prompts_fit(model: Any, loaded: Sequence[tuple[TaskSource, Sequence[Any]]], gen_length: int) -> None:
+    """Raise `ValueError` naming the task and problem of the first prompt that, with
+    `gen_length` response tokens, exceeds the model's positions."""
+    from tabom.eval.protocol import encode_eval_prompt  # noqa: PLC0415
+    from tabom.trajectories.prompts import check_prompt_fits  # noqa: PLC0415
+
+    for source, items in loaded:
+        for item in items:
+            n = len(encode_eval_prompt(model, item.prompt))
+            check_prompt_fits(model, n, gen_length, f"task {source.name} problem {item.id}")
+
+
 def evaluate(
     model: Any,
     tasks: Sequence[str | TaskSource] | str,
@@ -121,6 +133,7 @@ def evaluate(
     progress: bool = True,
     decode_fn: DecodeFn | None = None,
     extra_settings: dict[str, Any] | None = None,
+    on_batch: Callable[[list[Sample]], None] | None = None,
 ) -> EvalReport:
     """Decode and score up to ``limit`` problems of each task (None: the whole benchmark file).
 
@@ -130,6 +143,12 @@ def evaluate(
         settings: decoding; model defaults filled in by :meth:`DecodeSettings.resolved`.
         decode_fn: ``(model, prompts, settings, generator) -> (texts, steps)``; default the engine.
         extra_settings: recorded beside the settings (e.g. the preset's name, the adapter).
+        on_batch: called with each batch's samples as soon as they are scored (`tabom eval`
+            appends them to its samples file, so a crash keeps every finished batch).
+
+    Every task's problems are loaded, and (when decoding with the engine) every prompt is checked
+    against the model's positions, before the first batch is decoded: a prompt too long raises
+    `ValueError` naming the task and problem.
     """
     from tabom.progress import progress_bar  # noqa: PLC0415
 
@@ -142,10 +161,12 @@ def evaluate(
     recorded = asdict(settings) | {"split": split, "limit": limit} | (extra_settings or {})
     report = EvalReport(model=str(getattr(model, "name", "")), settings=recorded)
     start = time.time()
+    loaded = [(source, source.load(limit, split, settings.seed)) for source in sources]
+    if decode_fn is None:
+        _check_prompts_fit(model, loaded, int(settings.gen_length or 0))
     with progress_bar(enabled=progress) as bar:
-        for source in sources:
+        for source, items in loaded:
             report.methods[source.name] = source.method
-            items = source.load(limit, split, settings.seed)
             bar_id = bar.add_task(source.name, total=len(items))
             gen = torch.Generator(device="cpu").manual_seed(settings.seed)
             right = 0
@@ -153,11 +174,14 @@ def evaluate(
                 chunk = items[lo:lo + settings.batch_size]
                 outputs, steps = decode(model, [i.prompt for i in chunk], settings, gen)
                 verdicts = source.score(chunk, outputs)
-                for item, output, n_steps, v in zip(chunk, outputs, steps, verdicts, strict=True):
-                    report.samples.append(Sample(task=source.name, id=item.id, prompt=item.prompt, output=output,
-                                                 answer=item.answer, correct=bool(v.correct), decode_steps=n_steps,
-                                                 extracted=v.extracted, extra=dict(v.extra)))
-                    right += bool(v.correct)
+                batch = [Sample(task=source.name, id=item.id, prompt=item.prompt, output=output, answer=item.answer,
+                                correct=bool(v.correct), decode_steps=n_steps, extracted=v.extracted,
+                                extra=dict(v.extra))
+                         for item, output, n_steps, v in zip(chunk, outputs, steps, verdicts, strict=True)]
+                report.samples.extend(batch)
+                right += sum(s.correct for s in batch)
+                if on_batch is not None:
+                    on_batch(batch)
                 done = lo + len(chunk)
                 bar.update(bar_id, advance=len(chunk), description=f"{source.name} acc {right / done:.3f}")
     report.seconds = time.time() - start
