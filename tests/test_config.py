@@ -8,12 +8,17 @@ import pytest
 
 from tabom.config import (
     ConfigError,
+    DataConfig,
+    LoraConfig,
+    ObjectiveConfig,
+    OptimConfig,
     TrainConfig,
     load_recipe,
     parse_override,
     resolve_recipe_path,
     to_yaml,
 )
+from tabom.typed_yaml import FieldError, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -124,3 +129,81 @@ def test_validation_errors_from_post_init(tmp_path: Path) -> None:
         load_recipe("tiny_tabom", ["objective.rank_window=1"])
     with pytest.raises(ConfigError, match="optim.lr: must be > 0"):
         load_recipe("tiny_tabom", ["optim.lr=0"])
+
+
+# --------------------------------------------------------------------------- ranges (issue 19)
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=inf", "optim.lr: must be a finite number, got inf"),
+    ("optim.lr=-1e-3", "optim.lr: must be > 0, got -0.001"),
+    ("objective.rank_lambda=nan", "objective.rank_lambda: must be a finite number, got nan"),
+    ("objective.rank_lambda=-1", "objective.rank_lambda: must be >= 0, got -1.0"),
+    ("lora.alpha=nan", "lora.alpha: must be a finite number, got nan"),
+    ("lora.alpha=0", "lora.alpha: must be > 0, got 0.0"),
+    ("lora.dropout=1", "lora.dropout: must lie in [0, 1), got 1.0"),
+    ("optim.max_grad_norm=nan", "optim.max_grad_norm: must be a finite number, got nan"),
+    ("optim.weight_decay=nan", "optim.weight_decay: must be a finite number, got nan"),
+    ("optim.eps=-1", "optim.eps: must be > 0, got -1.0"),
+    ("optim.betas=[0.9,.nan]", "optim.betas[1]: must be a finite number, got nan"),
+    ("threads=-4", "threads: must lie in [0, 4096], got -4"),
+    ("seed=-1", "seed: must lie in [0, 4294967295], got -1"),
+    ("batch_size=0", "batch_size: must lie in [1, 1048576], got 0"),
+    ("keep_step_checkpoints=0", "keep_step_checkpoints: must be >= 1, got 0"),
+    ("data.gen_length=1", "data.gen_length: must lie in [2, 1048576], got 1"),
+])
+def test_every_number_is_range_checked_and_an_override_is_named(override: str, message: str) -> None:
+    """The issue's values: each is refused, and the error names the override that set it."""
+    with pytest.raises(ConfigError) as info:
+        load_recipe("tiny_tabom", [override])
+    assert str(info.value) == f"override {override}: {message}"
+
+
+def test_a_recipe_range_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("data:\n  task: math_chain\noptim:\n  lr: .inf\nlora:\n  dropout: 1.5\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:4: optim\.lr: must be a finite number, got inf$"):
+        load_recipe(path)
+    path.write_text("data:\n  task: math_chain\nlora:\n  dropout: 1.5\nthreads: 10000\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:4: lora\.dropout: must lie in \[0, 1\), got 1\.5$"):
+        load_recipe(path)
+    path.write_text("data:\n  task: math_chain\nobjective:\n  name: nelbo\n  eps: 2.0\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:5: objective\.eps: must lie in \[0, 1\)"):
+        load_recipe(path)
+
+
+def test_python_api_is_held_to_the_same_checks() -> None:
+    """Dataclasses built in Python and fields assigned afterwards are checked too (cfg.check())."""
+    with pytest.raises(FieldError, match=r"^optim\.lr: must be a finite number, got inf$"):
+        OptimConfig(lr=float("inf"))
+    with pytest.raises(FieldError, match=r"^lora\.r: expected int, got str 'big'$"):
+        LoraConfig(r="big")  # type: ignore[arg-type]
+    with pytest.raises(FieldError, match=r"^threads: must lie in \[0, 4096\], got -4$"):
+        TrainConfig(data=DataConfig(task="math_chain"), objective=ObjectiveConfig(name="nelbo"), threads=-4)
+    cfg = TrainConfig(data=DataConfig(task="math_chain"), objective=ObjectiveConfig(name="nelbo"))
+    cfg.optim.weight_decay = float("nan")
+    with pytest.raises(FieldError, match=r"^optim\.weight_decay: must be a finite number, got nan$"):
+        cfg.check()
+
+
+def test_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """A few hundred bytes of nested aliases (billions of nodes expanded) fail before expanding."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\ndata: {task: math_chain}\n")
+    assert path.stat().st_size < 800
+    with pytest.raises(ConfigError, match=rf"^{path}:1: not valid YAML \(YAML anchors and aliases"):
+        load_recipe(path)
+    with pytest.raises(ConfigError, match="anchors and aliases"):
+        load_recipe(None, ["data.task=math_chain", "model_shape=&a {x: 1}"])
+    assert load_yaml("a: [1, {b: 2}]") == {"a": [1, {"b": 2}]}
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_yaml("[" * 50_000, "deep.yaml")
+
+
+def test_a_folder_or_non_utf8_recipe_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}: is a directory, expected a recipe YAML file"):
+        load_recipe(tmp_path)
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"data:\n  task: math_chain\nmodel: caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: not UTF-8 text \(byte 0xe9 at column 11\)$"):
+        load_recipe(path)

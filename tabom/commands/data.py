@@ -2,6 +2,11 @@
 
     tabom data inspect runs/t.jsonl            # summary + every bad line, exit 2 if any
     tabom data inspect runs/t.jsonl --strict   # stop at the first bad line
+    tabom data inspect runs/t.jsonl --model tiny   # token ids checked against the model's vocabulary
+
+Without `--model`/`--vocab-size`, token ids are checked against a row's `settings.vocab_size` when
+it records one (else only for range). `tabom train` validates its data with the same checker and
+its model's vocabulary, so a file inspect passes with `--model M` trains on M.
 
 Thin adapter over `tabom.trajectories.inspect`; `tabom.cli` mounts `data_app` as `data`.
 """
@@ -28,14 +33,40 @@ def _data() -> None:
 def inspect(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Trajectory JSONL.")],
     strict: Annotated[bool, typer.Option(help="Stop at the first bad line.")] = False,
+    model: Annotated[str | None, typer.Option(
+        help="Check token ids against this model's vocabulary (tiny or a model folder; only its config.json is read)."
+    )] = None,
+    vocab_size: Annotated[int | None, typer.Option(min=1, help="Check token ids against [0, VOCAB_SIZE).")] = None,
 ) -> None:
     """Print counts, lengths, yield and decode statistics; list bad lines; exit 2 if any."""
-    report = inspect_file(path, strict=strict)
+    if model is not None and vocab_size is not None:
+        raise typer.BadParameter("give --model or --vocab-size, not both")
+    if model is not None:
+        vocab_size = model_vocab_size(model)
+    report = inspect_file(path, strict=strict, vocab_size=vocab_size)
     Console().print(render_report(report))
     for error in report.errors:
         typer.echo(str(error), err=True)
     if not report.ok:
         raise typer.Exit(code=2)
+
+
+def model_vocab_size(name: str) -> int:
+    """`vocab_size` of a model's `config.json` (`tiny` or a folder) without loading its weights."""
+    import json
+
+    from tabom.models.loading import model_dir
+
+    config = model_dir(name) / "config.json"
+    if not config.is_file():
+        raise ValueError(f"--model: {config}: no such file (expected `tiny` or a model folder)")
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise ValueError(f"--model: {config}: unreadable ({exc})") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--model: {config}: vocab_size: expected an int >= 1, got {value!r}")
+    return value
 
 
 @data_app.command()

@@ -13,7 +13,11 @@ A checkpoint folder `RUN/NAME/` (`epoch_3`, `step_200`, `final`) holds:
 Writing goes into `RUN/NAME.tmp/`; every file is fsynced, `COMPLETE` is written, then the folder
 is renamed to `RUN/NAME/` (an older `RUN/NAME/` is moved aside first and deleted after). A run
 killed at any moment therefore leaves either no `RUN/NAME/` or a complete one; a `.tmp` folder or
-a folder without `COMPLETE` is never resumed from.
+a folder without `COMPLETE` is never resumed from. Deleting is the reverse: a pruned checkpoint is
+first renamed to `RUN/NAME.trash` (one atomic step, so it stops being a checkpoint at once), then
+removed; a kill mid-delete leaves a `.trash` folder, which is ignored and cleared by the next run
+(:func:`remove_trash`). A folder whose `trainer_state.json` is missing or unreadable is skipped
+with a warning, so one damaged folder never blocks `--resume` from the others.
 
     tmp = begin(run, "epoch_1")          # main process; other ranks wait at a barrier
     ...every rank writes its files into tmp...
@@ -24,8 +28,10 @@ a folder without `COMPLETE` is never resumed from.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,11 @@ COMPLETE = "COMPLETE"
 STATE_JSON = "trainer_state.json"
 STATE_PT = "trainer_state.pt"
 TMP_SUFFIX = ".tmp"
+TRASH_SUFFIX = ".trash"
+NAME_PATTERN = re.compile(r"^(final|epoch_[0-9]+|step_[0-9]+)$")
+"""Names of checkpoint folders; anything else in a run folder (`.tmp`, `.old`, `.trash`) is not one."""
+
+log = logging.getLogger(__name__)
 
 
 def _fsync_path(path: Path) -> None:
@@ -81,8 +92,9 @@ def commit(run_dir: Path, name: str) -> Path:
 
 
 def is_complete(folder: Path) -> bool:
-    """A finished checkpoint: not a `.tmp` folder, and its `COMPLETE` marker exists."""
-    return folder.is_dir() and not folder.name.endswith(TMP_SUFFIX) and (folder / COMPLETE).exists()
+    """A finished checkpoint: named `final`/`epoch_N`/`step_N`, with `COMPLETE` and its state JSON."""
+    return (folder.is_dir() and NAME_PATTERN.match(folder.name) is not None
+            and (folder / COMPLETE).exists() and (folder / STATE_JSON).exists())
 
 
 def read_state_json(folder: Path) -> dict[str, Any]:
@@ -105,7 +117,11 @@ def list_complete(run_dir: Path) -> list[tuple[int, Path]]:
     found = []
     for folder in run_dir.iterdir():
         if is_complete(folder):
-            step = int(read_state_json(folder)["global_step"])
+            try:
+                step = int(read_state_json(folder)["global_step"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s: skipped, not a usable checkpoint (%s)", folder, exc)
+                continue
             kind = rank.get(folder.name.split("_")[0], 0)
             found.append((step, kind, folder))
     found.sort(key=lambda t: (t[0], t[1], t[2].name))
@@ -118,12 +134,36 @@ def find_latest(run_dir: Path) -> Path | None:
     return done[-1][1] if done else None
 
 
+def discard(folder: Path) -> None:
+    """Delete a checkpoint folder crash-safely: rename it to `NAME.trash` (atomic), then remove it."""
+    trash = folder.with_name(folder.name + TRASH_SUFFIX)
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.replace(folder, trash)
+    _fsync_path(folder.parent)
+    shutil.rmtree(trash)
+
+
+def remove_trash(run_dir: Path) -> list[Path]:
+    """Remove `*.trash` folders a killed prune left in the run folder; returns them."""
+    if not run_dir.is_dir():
+        return []
+    found = sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name.endswith(TRASH_SUFFIX))
+    for path in found:
+        shutil.rmtree(path)
+    return found
+
+
 def prune_step_checkpoints(run_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` complete `step_*` checkpoints; returns the deleted ones."""
+    """Delete all but the newest `keep` complete `step_*` checkpoints; returns the deleted ones.
+
+    Each is renamed away before any file in it is removed (:func:`discard`), so a kill during
+    the prune never leaves a half-deleted folder that looks like a checkpoint.
+    """
     steps = [f for _, f in list_complete(run_dir) if f.name.startswith("step_")]
     doomed = steps[:-keep] if keep > 0 else steps
     for folder in doomed:
-        shutil.rmtree(folder)
+        discard(folder)
     return doomed
 
 

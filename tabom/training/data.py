@@ -10,6 +10,11 @@ Rows are (prompt ids, response ids, decode steps): the response is exactly `gen_
   steps are all -1 (NELBO does not read them).
 - a built-in task family (`data.task`): each problem's `reference` (or `native`) answer.
 
+Trajectory lines go through `TrajectoryChecker` with the model's vocabulary size, the checker of
+`tabom data inspect --model`: an out-of-range token id or a repeated id is a `FILE:LINE` error
+before any step runs. :func:`fingerprint_rows` (sha256 of the loaded rows) is saved in every
+checkpoint so a resume on different data is refused.
+
     rows = load_rows(cfg.data, model)
     order = epoch_order(len(rows), seed, epoch)                    # same on every rank
     for idx in rank_batches(order, batch_size, rank, world):       # this rank's micro-batches
@@ -18,6 +23,8 @@ Rows are (prompt ids, response ids, decode steps): the response is exactly `gen_
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -53,9 +60,10 @@ def answer_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int] | No
 def _trajectory_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> list[Row]:
     from tabom.trajectories.io import iter_json_lines
     from tabom.trajectories.release import is_release_line, release_trajectory
-    from tabom.trajectories.schema import Trajectory, TrajectoryError
+    from tabom.trajectories.schema import TrajectoryChecker, TrajectoryError
 
     rows: list[Row] = []
+    checker = TrajectoryChecker(path, model.vocab_size)  # what `tabom data inspect --model` checks
     for lineno, item in iter_json_lines(path):
         if isinstance(item, TrajectoryError):
             raise item
@@ -64,7 +72,7 @@ def _trajectory_rows(path: Path, cfg: DataConfig, model: DiffusionLM) -> list[Ro
             if traj is None:
                 continue
         else:
-            traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
+            traj = checker.check(item, lineno)  # schema, unique id, ids in the model's vocabulary
         if cfg.methods is not None and traj.method not in cfg.methods:
             continue
         if traj.gen_length != cfg.gen_length:
@@ -142,6 +150,8 @@ def load_rows(cfg: DataConfig, model: DiffusionLM) -> list[Row]:
 
         path = Path(str(cfg.path)).expanduser()
         table = cfg.format == "prompts" and path.is_dir() and is_table_path(path)  # a published set's folder
+        if path.is_dir() and not table:
+            raise ValueError(f"data.path: {path}: is a directory, expected a JSONL file")
         if not path.is_file() and not table:
             raise FileNotFoundError(f"data.path: {path}: no such file")
         if cfg.format == "trajectories":
@@ -156,6 +166,17 @@ def load_rows(cfg: DataConfig, model: DiffusionLM) -> list[Row]:
     if not rows:
         raise ValueError(f"{where}: no training rows left (only_correct/drop_long/limit removed all)")
     return rows
+
+
+def fingerprint_rows(rows: list[Row]) -> str:
+    """sha256 (hex) of the rows' ids and steps in order: what a resumed run must train on again."""
+    digest = hashlib.sha256()
+    for row in rows:
+        for part in (row.prompt, row.response, row.steps):
+            digest.update(json.dumps(part, separators=(",", ":")).encode())
+            digest.update(b";")
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

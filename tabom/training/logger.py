@@ -7,7 +7,9 @@
 `metrics.jsonl` gets one JSON object per logged step (`step`, `epoch` and every metric).
 TensorBoard is used when `tensorboard` is in `report_to` and installed (otherwise a one-line
 note); `wandb` must be installed when asked for. On resume, :func:`truncate_metrics` drops the
-lines a killed run wrote after the checkpoint being resumed, so the file has one line per step.
+lines a killed run wrote after the checkpoint being resumed, so the file has one line per step;
+it writes the kept lines to a temporary file, fsyncs it and renames it over the old one, so a kill
+at any moment leaves the old file or the new one, never a half-written one.
 Only the main process logs (`enabled=False` elsewhere).
 """
 
@@ -17,6 +19,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from tabom.outputs import write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -32,17 +36,19 @@ def truncate_step_log(path: Path, last_step: int) -> int:
     if not path.exists():
         return 0
     kept, dropped = [], 0
-    for line in path.read_text().splitlines():
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for line in text.splitlines():
         try:
             step = int(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             dropped += 1
             continue
         if step <= last_step:
             kept.append(line)
         else:
             dropped += 1
-    path.write_text("".join(f"{line}\n" for line in kept))
+    if dropped or not text.endswith("\n") and text:  # (a whole last line without its newline too)
+        write_text_atomic(path, "".join(f"{line}\n" for line in kept))  # temp + fsync + rename
     return dropped
 
 

@@ -12,12 +12,19 @@ schedule. Checkpoints (`tabom.training.checkpoint`): `epoch_k/` after every epoc
 every `save_every` steps when asked, `final/` at the end. With `resume=True` the newest complete
 checkpoint restores weights, optimizer, schedule, every rank's RNGs and the position in the data
 order, so on CPU the resumed run ends with the same weights as an uninterrupted one.
+
+Refusals, each one `ValueError` naming what to change: a config out of range (`cfg.check()`, run
+first), an `out` folder holding checkpoints without `resume` (:class:`RunExistsError`), a resume
+on different data (the sha256 of the loaded rows is saved in every checkpoint and compared), and a
+loss or gradient norm that is not finite (:class:`NonFiniteError`: the run stops at that step
+before the optimizer applies it, writes no checkpoint, and leaves the earlier ones untouched).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +42,15 @@ from tabom.training.build import (
     resolve_precision,
     trainable_parameters,
 )
-from tabom.training.data import batches_per_epoch, collate, epoch_order, load_rows, rank_batches, to_device
+from tabom.training.data import (
+    batches_per_epoch,
+    collate,
+    epoch_order,
+    fingerprint_rows,
+    load_rows,
+    rank_batches,
+    to_device,
+)
 from tabom.training.logger import MetricsLogger, truncate_metrics
 from tabom.training.step import ReferenceFn, loss_step, reference_from_context
 
@@ -51,13 +66,40 @@ class Position:
     batch_in_epoch: int = 0
 
 
+class RunExistsError(FileExistsError, ValueError):
+    """`out` already holds a run's checkpoints and `resume` was not asked for."""
+
+
+class NonFiniteError(ValueError):
+    """The loss, the gradient norm or the weights stopped being finite: the run diverged."""
+
+
 def _check_fresh(run_dir: Path) -> None:
     done = ckpt.list_complete(run_dir)
     if done:
-        raise FileExistsError(
-            f"{run_dir}: already holds checkpoints ({', '.join(f.name for _, f in done)}); "
-            "pass --resume to continue it or choose another out=..."
+        raise RunExistsError(
+            f"out={run_dir}: already holds a run's checkpoints ({', '.join(f.name for _, f in done)}); "
+            "pass --resume to continue it, or give another out=DIR for a new run"
         )
+
+
+def _stop_if_not_finite(step: int, metrics: dict[str, float], grad_norm: float, latest: str) -> None:
+    """Raise :class:`NonFiniteError` when the step's loss or gradient norm is NaN or infinite."""
+    bad = {k: v for k, v in metrics.items() if k.startswith("loss") and not math.isfinite(v)}
+    if not math.isfinite(grad_norm):
+        bad["grad_norm"] = grad_norm
+    if bad:
+        what = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
+        raise NonFiniteError(
+            f"step {step}: {what}: training diverged; stopped before applying the step, final/ not "
+            f"written ({latest}). Lower optim.lr, keep optim.max_grad_norm > 0, or check the data"
+        )
+
+
+def _check_weights_finite(params: list[torch.nn.Parameter], where: str) -> None:
+    for param in params:
+        if not bool(torch.isfinite(param.detach()).all()):
+            raise NonFiniteError(f"{where}: the trained weights hold NaN or inf (training diverged): not saved")
 
 
 def _reference(base: Any, cfg: TrainConfig, device: torch.device) -> ReferenceFn:
@@ -82,9 +124,12 @@ class _Saver:
                  optimizer: Any, scheduler: Any, generator: torch.Generator) -> None:
         self.acc, self.run_dir, self.base, self.cfg = accelerator, run_dir, base, cfg
         self.optimizer, self.scheduler, self.generator = optimizer, scheduler, generator
+        self.data_sha256 = ""
+        self.last_saved = "no checkpoint was written"
 
     def save(self, name: str, pos: Position, order: list[int], order_epoch: int) -> Path:
         acc = self.acc
+        _check_weights_finite(trainable_parameters(self.base), f"step {pos.step}, checkpoint {name}")
         acc.wait_for_everyone()
         tmp = self.run_dir / f"{name}{ckpt.TMP_SUFFIX}"
         if acc.is_main_process:
@@ -93,7 +138,7 @@ class _Saver:
             (tmp / "recipe.yaml").write_text(to_yaml(self.cfg))
             meta = {"global_step": pos.step, "epoch": pos.epoch, "batch_in_epoch": pos.batch_in_epoch,
                     "world_size": acc.num_processes, "data_order": order,
-                    "data_order_epoch": order_epoch}
+                    "data_order_epoch": order_epoch, "data_sha256": self.data_sha256}
             ckpt.save_trainer_state(tmp, self.optimizer, self.scheduler, meta)
         acc.wait_for_everyone()
         ckpt.save_rng(tmp, acc.process_index, self.generator)
@@ -103,6 +148,7 @@ class _Saver:
             if name.startswith("step_"):
                 ckpt.prune_step_checkpoints(self.run_dir, self.cfg.keep_step_checkpoints)
         acc.wait_for_everyone()
+        self.last_saved = f"the last checkpoint is {self.run_dir / name}"
         return self.run_dir / name
 
 
@@ -119,9 +165,11 @@ def _mean_metrics(acc: Any, sums: dict[str, torch.Tensor], count: int) -> dict[s
 def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run folder ``cfg.out``.
 
-    ``cfg.threads`` (when not 0) holds only while training: the caller's torch thread count is
-    restored afterwards, so a pipeline that evaluates next is not left on the recipe's count.
+    ``cfg`` is checked again first (fields assigned after construction included). ``cfg.threads``
+    (when not 0) holds only while training: the caller's torch thread count is restored
+    afterwards, so a pipeline that evaluates next is not left on the recipe's count.
     """
+    cfg.check()
     previous = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -139,6 +187,11 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
     acc = Accelerator(mixed_precision=resolve_precision(cfg.precision), cpu=not torch.cuda.is_available())
     rank, world = acc.process_index, acc.num_processes
     run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"out={run_dir}: is a file, expected a run folder")
+    if acc.is_main_process:
+        ckpt.remove_trash(run_dir)  # what a prune killed midway left
+    acc.wait_for_everyone()
     latest = ckpt.find_latest(run_dir) if resume else None
     if not resume:
         _check_fresh(run_dir)
@@ -152,6 +205,7 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
     # 1. model, data, optimizer, schedule
     base = build_model(cfg)
     rows = load_rows(cfg.data, base)
+    data_sha256 = fingerprint_rows(rows)
     n_batches = batches_per_epoch(len(rows), cfg.batch_size, world)
     updates_per_epoch = -(-n_batches // cfg.grad_accum)
     total_steps = cfg.max_steps or cfg.epochs * updates_per_epoch
@@ -170,12 +224,22 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
         if int(meta.get("world_size", world)) != world:
             raise ValueError(f"{latest}: saved with {meta['world_size']} processes, resumed with {world}")
         pos = Position(int(meta["global_step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]))
+        saved_sha = meta.get("data_sha256")
+        if saved_sha and saved_sha != data_sha256:
+            raise ValueError(
+                f"{latest}: saved with different training data (rows sha256 {saved_sha[:12]}..., "
+                f"now {data_sha256[:12]}... from {cfg.data.path or cfg.data.task}); resume with the "
+                "data the run started on, or start a new run with another out=DIR"
+            )
         saved_order = meta.get("data_order") or []
         if saved_order and saved_order != epoch_order(len(rows), cfg.seed, int(meta["data_order_epoch"])):
             raise ValueError(f"{latest}: the data order differs from this run's (data or seed changed)")
         ckpt.load_rng(latest, rank, generator)
     params = trainable_parameters(base)
     saver = _Saver(acc, run_dir, base, cfg, optimizer, scheduler, generator)
+    saver.data_sha256 = data_sha256
+    if latest is not None:
+        saver.last_saved = f"the last checkpoint is {latest}"
 
     # 2. logging
     if acc.is_main_process:
@@ -184,54 +248,55 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
         truncate_metrics(run_dir, pos.step)  # lines a killed run wrote after its last checkpoint
     logger = MetricsLogger(run_dir, cfg.report_to, enabled=acc.is_main_process, console=console,
                            config=to_dict(cfg))
-    n_train = sum(p.numel() for p in params)
-    logger.note(
-        f"{len(rows)} rows, {world} process(es), {n_batches} micro-batches/epoch, {total_steps} steps, "
-        f"{n_train:,} trainable parameters" + (f"; resumed from {latest}" if latest else "")
-    )
+    with contextlib.closing(logger):  # closed on an error too
+        n_train = sum(p.numel() for p in params)
+        logger.note(
+            f"{len(rows)} rows, {world} process(es), {n_batches} micro-batches/epoch, {total_steps} steps, "
+            f"{n_train:,} trainable parameters" + (f"; resumed from {latest}" if latest else "")
+        )
 
-    # 3. the loop
-    model.train()
-    for epoch in range(pos.epoch, n_epochs):
-        order = epoch_order(len(rows), cfg.seed, epoch)
-        batches = rank_batches(order, cfg.batch_size, rank, world)
-        micro = pos.batch_in_epoch if epoch == pos.epoch else 0
-        while micro < len(batches) and pos.step < total_steps:
-            t0 = time.perf_counter()
-            group = batches[micro: micro + cfg.grad_accum]
-            sums: dict[str, torch.Tensor] = {}
-            tokens = 0
-            for i, idx in enumerate(group):
-                host = collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id)
-                tokens += int(host.attention_mask.sum())  # counted on the host: no device sync
-                batch = to_device(host, acc.device)
-                sync = contextlib.nullcontext() if i == len(group) - 1 else acc.no_sync(model)
-                with sync:
-                    out = loss_step(model, batch, objective, obj_cfg, generator, reference)
-                    acc.backward(out.loss / len(group))
-                for key, value in {"loss": out.loss.detach(), **out.metrics}.items():
-                    sums[key] = sums.get(key, 0) + value.detach().float()
-            max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else float("inf")
-            grad_norm = acc.clip_grad_norm_(params, max_norm)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            pos = Position(pos.step + 1, epoch, micro + len(group))
-            micro = pos.batch_in_epoch
-            metrics = _mean_metrics(acc, sums, len(group))
-            if pos.step % cfg.log_every == 0 or pos.step == total_steps:
-                elapsed = max(time.perf_counter() - t0, 1e-9)
-                metrics.update(lr=lr, grad_norm=float(grad_norm), tokens_per_s=tokens * world / elapsed)
-                logger.log(pos.step, metrics, epoch=epoch + 1)
-            if cfg.save_every and pos.step % cfg.save_every == 0 and pos.step < total_steps:
-                saver.save(f"step_{pos.step}", pos, order, epoch)
-        if micro >= len(batches):
-            pos = Position(pos.step, epoch + 1, 0)
-            saver.save(f"epoch_{epoch + 1}", pos, order, epoch)
-        if pos.step >= total_steps:
-            break
-    saver.save("final", pos, [], pos.epoch)
-    logger.note(f"saved {run_dir / 'final'}")
-    logger.close()
+        # 3. the loop
+        model.train()
+        for epoch in range(pos.epoch, n_epochs):
+            order = epoch_order(len(rows), cfg.seed, epoch)
+            batches = rank_batches(order, cfg.batch_size, rank, world)
+            micro = pos.batch_in_epoch if epoch == pos.epoch else 0
+            while micro < len(batches) and pos.step < total_steps:
+                t0 = time.perf_counter()
+                group = batches[micro: micro + cfg.grad_accum]
+                sums: dict[str, torch.Tensor] = {}
+                tokens = 0
+                for i, idx in enumerate(group):
+                    host = collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id)
+                    tokens += int(host.attention_mask.sum())  # counted on the host: no device sync
+                    batch = to_device(host, acc.device)
+                    sync = contextlib.nullcontext() if i == len(group) - 1 else acc.no_sync(model)
+                    with sync:
+                        out = loss_step(model, batch, objective, obj_cfg, generator, reference)
+                        acc.backward(out.loss / len(group))
+                    for key, value in {"loss": out.loss.detach(), **out.metrics}.items():
+                        sums[key] = sums.get(key, 0) + value.detach().float()
+                max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else float("inf")
+                grad_norm = acc.clip_grad_norm_(params, max_norm)
+                metrics = _mean_metrics(acc, sums, len(group))  # the same on every rank (reduced)
+                _stop_if_not_finite(pos.step + 1, metrics, float(grad_norm), saver.last_saved)
+                lr = scheduler.get_last_lr()[0]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                pos = Position(pos.step + 1, epoch, micro + len(group))
+                micro = pos.batch_in_epoch
+                if pos.step % cfg.log_every == 0 or pos.step == total_steps:
+                    elapsed = max(time.perf_counter() - t0, 1e-9)
+                    metrics.update(lr=lr, grad_norm=float(grad_norm), tokens_per_s=tokens * world / elapsed)
+                    logger.log(pos.step, metrics, epoch=epoch + 1)
+                if cfg.save_every and pos.step % cfg.save_every == 0 and pos.step < total_steps:
+                    saver.save(f"step_{pos.step}", pos, order, epoch)
+            if micro >= len(batches):
+                pos = Position(pos.step, epoch + 1, 0)
+                saver.save(f"epoch_{epoch + 1}", pos, order, epoch)
+            if pos.step >= total_steps:
+                break
+        saver.save("final", pos, [], pos.epoch)
+        logger.note(f"saved {run_dir / 'final'}")
     return run_dir

@@ -8,13 +8,19 @@ The report holds: line counts, methods and models, response lengths in character
 up to the first EOS, the yield per data source (correct / rows with a known verdict, and the row
 total), and a histogram of how many tokens were unmasked per decode step (over steps
 0..last step of each trajectory, so steps that unmasked nothing count as 0).
+
+Lines are validated by `tabom.trajectories.schema.TrajectoryChecker`, the checker `tabom train`
+reads its data through: pass `vocab_size` (the model's, `tabom data inspect --model NAME`) to
+check token ids against the vocabulary the way training will.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -22,7 +28,13 @@ from rich.text import Text
 
 from tabom.trajectories.io import PathLike, iter_json_lines
 from tabom.trajectories.release import inspection_trajectory, is_release_line, parse_release
-from tabom.trajectories.schema import Trajectory, TrajectoryError, response_token_count
+from tabom.trajectories.schema import (
+    Trajectory,
+    TrajectoryChecker,
+    TrajectoryError,
+    response_token_count,
+    utf8_error,
+)
 
 
 @dataclass
@@ -96,7 +108,11 @@ def step_histogram(decoding_order: list[int]) -> Counter[int]:
     if not decoded:
         return Counter()
     per_step = Counter(decoded)
-    return Counter(per_step.get(s, 0) for s in range(max(decoded) + 1))
+    histogram = Counter(per_step.values())
+    empty = max(decoded) + 1 - len(per_step)  # steps up to the last that unmasked nothing
+    if empty:
+        histogram[0] = empty
+    return histogram
 
 
 def _add(report: InspectReport, traj: Trajectory, chars: list[int], tokens: list[int]) -> None:
@@ -116,17 +132,30 @@ def _add(report: InspectReport, traj: Trajectory, chars: list[int], tokens: list
     report.never_decoded += sum(1 for s in traj.decoding_order if s < 0)
 
 
-def inspect_file(path: PathLike, strict: bool = False) -> InspectReport:
+def _lines(path: PathLike, report: InspectReport) -> Iterator[tuple[int, Any]]:
+    """`iter_json_lines`, ended by bytes that are not UTF-8 (an error naming their line)."""
+    try:
+        yield from iter_json_lines(path)
+    except UnicodeDecodeError:
+        bad = utf8_error(path)
+        report.errors.append(bad or TrajectoryError(str(path), report.n_lines + 1, "text", "not UTF-8 text"))
+        report.stopped_early = True
+
+
+def inspect_file(path: PathLike, strict: bool = False, vocab_size: int | None = None) -> InspectReport:
     """Check every line of `path` and summarise the valid ones.
 
     strict=True stops at the first bad line (the report then covers the lines before it).
-    Duplicate ids are reported as errors on the later line.
+    Duplicate ids are reported as errors on the later line. With ``vocab_size`` every token id
+    must lie in [0, vocab_size) (else a row's `settings.vocab_size`, when recorded, is used), as
+    `tabom train` checks against its model. Bytes that are not UTF-8 end the reading with an
+    error naming their line.
     """
     report = InspectReport(path=str(path))
     chars: list[int] = []
     tokens: list[int] = []
-    first_line: dict[str, int] = {}
-    for lineno, item in iter_json_lines(path):
+    checker = TrajectoryChecker(path, vocab_size)
+    for lineno, item in _lines(path, report):
         report.n_lines += 1
         try:
             if isinstance(item, TrajectoryError):
@@ -136,13 +165,7 @@ def inspect_file(path: PathLike, strict: bool = False) -> InspectReport:
                 report.derived.update(record.derived())
                 _add(report, inspection_trajectory(record), chars, tokens)
                 continue
-            traj = Trajectory.from_json(item, path=str(path), lineno=lineno)
-            if traj.id in first_line:
-                raise TrajectoryError(
-                    str(path), lineno, "id",
-                    f"duplicate id {traj.id!r} (first on line {first_line[traj.id]})",
-                )
-            first_line[traj.id] = lineno
+            traj = checker.check(item, lineno)
         except TrajectoryError as e:
             report.errors.append(e)
             if strict:

@@ -15,12 +15,17 @@ for `response`. `docs/trajectory_format.md` documents every field and why `promp
 (and not `question`/`gen_text`) are the names written.
 
 Bad input raises `TrajectoryError` (a `ValueError`) whose message is `FILE:LINE: field: what is
-wrong`. This module imports only the standard library.
+wrong`. Every integer is range-checked (token ids in [0, 2^31), or in [0, V) when the model's
+vocabulary size V is known; steps in [-1, settings.steps); settings counts in [1, 2^31)), every
+float finite. :class:`TrajectoryChecker` validates the rows of one file in order (the schema,
+unique ids, the vocabulary): `tabom data inspect` and `tabom train` both read through it, so a
+file one accepts the other accepts. This module imports only the standard library.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +52,19 @@ _SETTINGS_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "tokens_per_step": ((int,), True),
     "seed": ((int,), True),
     "eos_token_id": ((int,), True),
+    "vocab_size": ((int,), True),
 }
-_POSITIVE_SETTINGS: tuple[str, ...] = ("gen_length", "steps", "block_length", "tokens_per_step")
+_POSITIVE_SETTINGS: tuple[str, ...] = ("gen_length", "steps", "block_length", "tokens_per_step", "vocab_size")
+MAX_ID = 2**31 - 1
+"""Largest token id, step or settings count a row may hold (no vocabulary or decode is larger)."""
+_SETTINGS_RANGES: dict[str, tuple[float, float]] = {  # key -> inclusive [low, high]
+    **{key: (1, MAX_ID) for key in _POSITIVE_SETTINGS},
+    "top_k": (0, MAX_ID),
+    "eos_token_id": (0, MAX_ID),
+    "seed": (-(2**63), 2**64 - 1),
+    "temperature": (0.0, math.inf),
+    "top_p": (0.0, 1.0),
+}
 
 
 class TrajectoryError(ValueError):
@@ -134,9 +150,14 @@ class Trajectory:
         return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, obj: Any, *, path: str = "<memory>", lineno: int = 0) -> Trajectory:
-        """Validate a parsed JSON object and build a `Trajectory`; raise `TrajectoryError`."""
-        return _parse(obj, str(path), lineno)
+    def from_json(cls, obj: Any, *, path: str = "<memory>", lineno: int = 0,
+                  vocab_size: int | None = None) -> Trajectory:
+        """Validate a parsed JSON object and build a `Trajectory`; raise `TrajectoryError`.
+
+        Token ids must lie in [0, vocab_size): ``vocab_size`` (the model's) when given, else the
+        row's `settings.vocab_size` when it records one, else [0, 2^31).
+        """
+        return _parse(obj, str(path), lineno, vocab_size)
 
 
 _Err = Callable[[str, str], TrajectoryError]  # (field, problem) -> error to raise
@@ -150,13 +171,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _int_list(obj: dict[str, Any], key: str, err: _Err) -> list[int]:
+def _int_list(obj: dict[str, Any], key: str, err: _Err, low: float = 0, high: float = MAX_ID,
+              what: str = "") -> list[int]:
+    """The list of ints under ``key``, each in [low, high] (``what`` names whose bound it is)."""
     value = obj[key]
     if not isinstance(value, list):
         raise err(key, f"expected a list of ints, got {_type_name(value)}")
     for i, item in enumerate(value):
         if not _is_int(item):
             raise err(key, f"item {i} is {_type_name(item)} {item!r}, expected an int")
+        if not low <= item <= high:
+            raise err(key, f"item {i} is {item}, outside {what or 'the range'} [{low}, {high + 1})")
     return value
 
 
@@ -173,8 +198,12 @@ def _settings(obj: dict[str, Any], err: _Err) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, types):
             wanted = " or ".join(t.__name__ for t in types) + (" or null" if nullable else "")
             raise err(f"settings.{key}", f"expected {wanted}, got {_type_name(value)}")
-        if key in _POSITIVE_SETTINGS and value < 1:
-            raise err(f"settings.{key}", f"must be >= 1, got {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise err(f"settings.{key}", f"must be a finite number, got {value}")
+        low, high = _SETTINGS_RANGES.get(key, (-math.inf, math.inf))
+        if not low <= value <= high:
+            bound = f">= {low}" if value < low else f"<= {high}"
+            raise err(f"settings.{key}", f"must be {bound}, got {value}")
     return settings
 
 
@@ -190,10 +219,10 @@ def _one_token_per_step(settings: dict[str, Any], gen_length: int) -> bool:
 
 def _check_order(order: list[int], settings: dict[str, Any], err: _Err) -> None:
     steps = settings.get("steps")
+    limit = steps if steps is not None else MAX_ID + 1
     for pos, step in enumerate(order):
-        if step < -1 or (steps is not None and step >= steps):
-            bound = f"[0, {steps})" if steps is not None else "[0, inf)"
-            problem = f"position {pos} has step {step}, expected -1 or in {bound}"
+        if step < -1 or step >= limit:
+            problem = f"position {pos} has step {step}, expected -1 or in [0, {limit})"
             raise err("decoding_order", problem)
     if not _one_token_per_step(settings, len(order)):
         return
@@ -210,7 +239,7 @@ def _check_order(order: list[int], settings: dict[str, Any], err: _Err) -> None:
         first_pos[step] = pos
 
 
-def _parse(obj: Any, path: str, lineno: int) -> Trajectory:
+def _parse(obj: Any, path: str, lineno: int, vocab_size: int | None = None) -> Trajectory:
     def err(field_name: str, problem: str) -> TrajectoryError:
         return TrajectoryError(path, lineno, field_name, problem)
 
@@ -237,10 +266,16 @@ def _parse(obj: Any, path: str, lineno: int) -> Trajectory:
         raise err("correct", f"expected true, false or null, got {_type_name(obj['correct'])}")
     if obj.get("answer") is not None and not isinstance(obj["answer"], str):
         raise err("answer", f"expected a string or null, got {_type_name(obj['answer'])}")
-    prompt_ids = _int_list(obj, "prompt_token_ids", err)
-    response_ids = _int_list(obj, "response_token_ids", err)
-    order = _int_list(obj, "decoding_order", err)
     settings = _settings(obj, err)
+    if vocab_size is not None:
+        ids_high, ids_what = vocab_size - 1, "the model's vocabulary"
+    elif settings.get("vocab_size") is not None:
+        ids_high, ids_what = settings["vocab_size"] - 1, "the vocabulary of settings.vocab_size"
+    else:
+        ids_high, ids_what = MAX_ID, "the token id range"
+    prompt_ids = _int_list(obj, "prompt_token_ids", err, 0, ids_high, ids_what)
+    response_ids = _int_list(obj, "response_token_ids", err, 0, ids_high, ids_what)
+    order = _int_list(obj, "decoding_order", err, -math.inf, math.inf)  # steps: `_check_order`
     if not response_ids:
         raise err("response_token_ids", "must not be empty")
     if len(order) != len(response_ids):
@@ -278,6 +313,51 @@ def _parse(obj: Any, path: str, lineno: int) -> Trajectory:
         non_ltr_positions=non_ltr,
         extra={k: v for k, v in obj.items() if k not in known},
     )
+
+
+class TrajectoryChecker:
+    """Validates the lines of one trajectory file in order: schema, unique ids, vocabulary.
+
+        checker = TrajectoryChecker("t.jsonl", vocab_size=model.vocab_size)
+        for lineno, item in iter_json_lines("t.jsonl"):
+            traj = checker.check(item, lineno)       # TrajectoryError on a bad line
+
+    `item` is a parsed JSON value or the `TrajectoryError` the reader made of an unparsable
+    line (raised as is). A later line repeating an earlier id is an error naming both lines.
+    """
+
+    def __init__(self, path: str | Any, vocab_size: int | None = None) -> None:
+        if vocab_size is not None and (not _is_int(vocab_size) or vocab_size < 1):
+            raise ValueError(f"vocab_size: must be an int >= 1, got {vocab_size!r}")
+        self.path = str(path)
+        self.vocab_size = vocab_size
+        self.first_line: dict[str, int] = {}
+
+    def check(self, item: Any, lineno: int) -> Trajectory:
+        """The line's `Trajectory`, or `TrajectoryError` naming file, line and field."""
+        if isinstance(item, TrajectoryError):
+            raise item
+        traj = Trajectory.from_json(item, path=self.path, lineno=lineno, vocab_size=self.vocab_size)
+        first = self.first_line.get(traj.id)
+        if first is not None:
+            raise TrajectoryError(self.path, lineno, "id", f"duplicate id {traj.id!r} (first on line {first})")
+        self.first_line[traj.id] = lineno
+        return traj
+
+
+def utf8_error(path: str | Any) -> TrajectoryError | None:
+    """The first line of a file that is not UTF-8, as a `TrajectoryError`, or None.
+
+    What a reader reports when decoding a file failed part-way: the exact line and column.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                return TrajectoryError(str(path), lineno, "text", problem)
+    return None
 
 
 def response_token_count(traj: Trajectory) -> int:
