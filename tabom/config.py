@@ -235,6 +235,9 @@ class TrainConfig:
     """Extra loggers: `tensorboard` (used when installed), `wandb` (must be installed)."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+    paper_global_batch: int | None = None
+    """The global batch the recipe's source used (the paper: 8 GPUs x 4 = 32); the trainer warns
+    when processes x batch_size x grad_accum differs."""
     data: DataConfig = field(default_factory=lambda: DataConfig(task="math_chain"))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -266,6 +269,8 @@ class TrainConfig:
         _count("keep_step_checkpoints", self.keep_step_checkpoints)
         _count("log_every", self.log_every)
         _count("threads", self.threads, 0, MAX_THREADS)
+        if self.paper_global_batch is not None:
+            _count("paper_global_batch", self.paper_global_batch)
         for sink in self.report_to:
             if sink not in ("tensorboard", "wandb"):
                 raise FieldError("report_to", f"unknown sink {sink!r} (tensorboard, wandb)")
@@ -371,6 +376,9 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of keys, got {show(raw)}")
     raw = _flatten_objective(raw)
+    from tabom.methods import compose  # `method:` / `methods:` blocks, objective.name switching
+
+    raw, overrides = compose(raw, list(overrides or []), lines, path if recipe is not None else None)
     if overrides:
         raw = apply_overrides(raw, overrides, lines)
         source = f"{source} (with overrides)"

@@ -162,6 +162,30 @@ def _mean_metrics(acc: Any, sums: dict[str, torch.Tensor], count: int) -> dict[s
     return {k: float(v) for k, v in zip(keys, stacked.tolist())}
 
 
+def global_batch_note(world: int, cfg: TrainConfig) -> tuple[str, str | None]:
+    """The effective global batch line, and a warning when it differs from `cfg.paper_global_batch`."""
+    total = world * cfg.batch_size * cfg.grad_accum
+    line = (f"effective global batch: {world} process(es) x {cfg.batch_size} rows x "
+            f"{cfg.grad_accum} accumulation = {total}")
+    paper = cfg.paper_global_batch
+    if paper is None or paper == total:
+        return line, None
+    hint = ""
+    if paper % (world * cfg.batch_size) == 0:
+        hint = f"; grad_accum={paper // (world * cfg.batch_size)} gives {paper}"
+    return line, f"warning: the recipe declares the paper's global batch {paper}, this run's is {total}{hint}"
+
+
+def note_global_batch(logger: MetricsLogger, world: int, cfg: TrainConfig) -> None:
+    """Print the effective global batch (and the warning of `global_batch_note`) once, on rank 0."""
+    line, warning = global_batch_note(world, cfg)
+    logger.note(line)
+    if warning is not None:
+        logger.note(warning)
+        if logger.enabled:
+            log.warning(warning)
+
+
 def train(cfg: TrainConfig, resume: bool = False, console: bool = True) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run folder ``cfg.out``.
 
@@ -254,6 +278,7 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
             f"{len(rows)} rows, {world} process(es), {n_batches} micro-batches/epoch, {total_steps} steps, "
             f"{n_train:,} trainable parameters" + (f"; resumed from {latest}" if latest else "")
         )
+        note_global_batch(logger, world, cfg)
 
         # 3. the loop
         model.train()

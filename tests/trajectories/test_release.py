@@ -178,8 +178,11 @@ def test_tabom_data_inspect_and_train_accept_release_files(tmp_path) -> None:
     res = CliRunner().invoke(app, [
         "train", "--recipe", "tiny_tabom", f"model={llada}", f"data.path={path}", "data.gen_length=8",
         "data.methods=[entropy,default,credit]", "objective.ce_window=4", "objective.rank_window=4",
-        "max_steps=2", "batch_size=2", "log_every=1", f"out={out}",
+        "max_steps=2", "batch_size=2", "log_every=1", f"out={out}", "paper_global_batch=8",
     ])
     assert res.exit_code == 0, res.output
+    printed = " ".join(res.output.split())  # the console wraps long lines
+    assert "effective global batch: 1 process(es) x 2 rows x 1 accumulation = 2" in printed
+    assert "warning: the recipe declares the paper's global batch 8, this run's is 2; grad_accum=4 gives 8" in printed
     keys = load_file(str(out / "final" / "adapter_model.safetensors"))
     assert keys and all(".model.transformer.blocks." in k for k in keys)
