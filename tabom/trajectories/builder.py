@@ -13,6 +13,11 @@ in flight. A rerun skips every id already written or rejected (`distributed.resu
 several processes shard the work (`distributed.DistEnv`). `out.meta.json` records the settings,
 counts per data source, the yield and the elapsed seconds.
 
+Before any file is created or changed: the settings are resolved and checked, every prompt is
+checked against the model's positions, `out` must be tabom's file for the same job (its sidecar,
+`check_out_is_tabom` / `_check_owner`), and each process holds an exclusive lock (`OUT.lock` on
+rank 0), so a second run on the same `out` is refused.
+
 Randomness: each batch decodes with its own `torch.Generator` seeded from `seed` and the batch's
 first id, so a run is reproducible for the same batch size and world size; at temperature 0 the
 rows do not depend on either.
