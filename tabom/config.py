@@ -71,6 +71,28 @@ def _count(key: str, value: Any, at_least: int = 1, at_most: int | None = None) 
     check_number(key, value, integer=True, at_least=at_least, at_most=at_most)
 
 
+def _check_model_shape(shape: dict[str, Any]) -> None:
+    """`model_shape` against the tiny model's `TinyConfig`: known fields, sizes >= 1, heads that
+    divide the width into even head sizes (rotary pairs) and key/value heads that divide the heads."""
+    from tabom.models.tiny import TinyConfig  # torch: imported only when a shape is given
+
+    known = {f.name: f.default for f in dataclasses.fields(TinyConfig)}
+    for key, value in shape.items():
+        if key not in known:
+            raise FieldError(f"model_shape.{key}", f"unknown field (known: {', '.join(known)})")
+        if key == "rope_theta":
+            check_number(f"model_shape.{key}", value, above=0)
+        else:
+            _count(f"model_shape.{key}", value, 1, 2**20)
+    full = {**known, **shape}
+    width, heads, kv = full["hidden_size"], full["num_attention_heads"], full["num_key_value_heads"]
+    if width % heads or (width // heads) % 2:
+        raise FieldError("model_shape.hidden_size",
+                         f"{width} is not {heads} attention heads of an even width (use a multiple of {2 * heads})")
+    if heads % kv:
+        raise FieldError("model_shape.num_key_value_heads", f"{kv} does not divide num_attention_heads {heads}")
+
+
 def _non_empty(key: str, value: str | None) -> None:
     if value is not None and not value.strip():
         raise FieldError(key, "must not be empty")
@@ -257,8 +279,8 @@ class TrainConfig:
         check_fields(self)
         _non_empty("model", self.model)
         _non_empty("out", self.out)
-        for key, value in self.model_shape.items():
-            check_number(f"model_shape.{key}", value, at_least=0)
+        if self.model_shape:
+            _check_model_shape(self.model_shape)
         _count("seed", self.seed, 0, SEED_LIMIT - 1)
         _count("epochs", self.epochs)
         if self.max_steps is not None:

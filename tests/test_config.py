@@ -149,6 +149,9 @@ def test_validation_errors_from_post_init(tmp_path: Path) -> None:
     ("batch_size=0", "batch_size: must lie in [1, 1048576], got 0"),
     ("keep_step_checkpoints=0", "keep_step_checkpoints: must be >= 1, got 0"),
     ("data.gen_length=1", "data.gen_length: must lie in [2, 1048576], got 1"),
+    ("model_shape.hidden_size=0", "model_shape.hidden_size: must lie in [1, 1048576], got 0"),
+    ("model_shape.hidden_size=34", "model_shape.hidden_size: 34 is not 4 attention heads of an even width (use a multiple of 8)"),
+    ("model_shape.rope_theta=.nan", "model_shape.rope_theta: must be a finite number, got nan"),
 ])
 def test_every_number_is_range_checked_and_an_override_is_named(override: str, message: str) -> None:
     """The issue's values: each is refused, and the error names the override that set it."""
@@ -207,3 +210,9 @@ def test_a_folder_or_non_utf8_recipe_is_one_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"data:\n  task: math_chain\nmodel: caf\xe9\n")
     with pytest.raises(ConfigError, match=rf"^{path}:3: not UTF-8 text \(byte 0xe9 at column 11\)$"):
         load_recipe(path)
+
+
+def test_model_shape_names_the_unknown_field() -> None:
+    """An unknown field was a TypeError from TinyConfig deep inside the run."""
+    with pytest.raises(ConfigError, match=r"^override model_shape\.bogus=1: model_shape\.bogus: unknown field \(known: hidden_size,"):
+        load_recipe("tiny_tabom", ["model=tiny-random", "model_shape.bogus=1"])

@@ -55,8 +55,11 @@ def build_model(cfg: TrainConfig) -> DiffusionLM:
         from tabom.models.adapters import attach_lora
 
         torch.manual_seed(cfg.seed)  # LoRA A init draws from the global generator
-        model = attach_lora(model, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
-                            target_modules=cfg.lora.target_modules)
+        try:
+            model = attach_lora(model, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                                target_modules=cfg.lora.target_modules)
+        except ValueError as exc:  # PEFT: no module of the model has such a name
+            raise ValueError(f"lora.target_modules: {exc}") from None
     else:
         for param in model.parameters():
             param.requires_grad_(True)

@@ -189,3 +189,14 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, traj_file: Path, monkeyp
     assert (code, err) == (2, "error: override optim.lr=inf: optim.lr: must be a finite number, got inf\n")
     code, err = cli("train", "--recipe", str(recipe), f"out={tmp_path / 'run2'}", f"data.path={tmp_path}")
     assert code == 2 and err == f"error: data.path: {tmp_path}: is a directory, expected a JSONL file\n"
+
+
+def test_non_utf8_data_and_unknown_lora_modules_name_what_to_fix(tmp_path: Path, traj_file: Path) -> None:
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(traj_file.read_bytes() + b'{"id": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=rf"^{bad}:13: .*UTF-8"):
+        train(tiny_config(tmp_path / "run", bad, "tabom"), console=False)
+    cfg = tiny_config(tmp_path / "run2", traj_file, "tabom")
+    cfg.lora.target_modules = ["no_such_proj"]
+    with pytest.raises(ValueError, match=r"^lora\.target_modules: .*no_such_proj"):
+        train(cfg, console=False)
