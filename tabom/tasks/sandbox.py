@@ -10,8 +10,9 @@ features is needed: system calls through ctypes). What the program gets:
   files, the Python installation and the device nodes of :func:`readable_paths`; a private tmpfs
   ``/sandbox`` (its working directory) and ``/tmp``, 64 MiB each; the old root detached;
 - its own network (no interface up, not even loopback), IPC and UTS namespaces;
-- no capabilities, ``no_new_privs``, and user 65534 (nobody) when tabom runs as root; as another
-  user, root of a new user namespace mapped to that user (capabilities dropped all the same);
+- no capabilities, ``no_new_privs``, and user 65534 (nobody) when tabom runs as root (which
+  needs ``CAP_SYS_ADMIN``); as another user, root of a new user namespace mapped to that user
+  alone (capabilities dropped all the same);
 - a minimal environment (``PATH``, ``LANG``, ``HOME=/sandbox``, ``TMPDIR=/tmp``);
 - resource limits (address space ``memory_mb``, CPU seconds, 1 MiB per file, which also caps
   stdout/stderr, no new processes, no core files) and an audit-hook guard refusing process
@@ -182,7 +183,8 @@ def _launch(code: str, stdin: str, timeout_s: float, memory_mb: int, *, user_ns:
             fh.write(code)
         with open(os.path.join(host_dir, "stdin.txt"), "w", encoding="utf-8") as fh:
             fh.write(stdin)
-        spec = {"host_dir": host_dir, "user_ns": user_ns, "uid": SANDBOX_UID, "gid": SANDBOX_GID,
+        spec = {"host_dir": host_dir, "user_ns": user_ns, "drop": not user_ns,
+                "uid": SANDBOX_UID, "gid": SANDBOX_GID,
                 "ro_paths": list(readable_paths()), "workdir": WORKDIR, "disk_mb": DISK_MB,
                 "limits": limits, "timeout_s": timeout_s, "argv": argv, "env": _ENV}
         with open(os.path.join(host_dir, "spec"), "wb") as fh:
@@ -240,8 +242,9 @@ _isolation_cache: list[Isolation] = []
 def isolation() -> Isolation:
     """Whether (and how) programs can be isolated here; probed once per process, then cached.
 
-    Root tries plain namespaces (the program runs as nobody) then a user namespace; another user
-    tries a user namespace. Each try runs a probe program through the whole launcher.
+    Root uses plain namespaces (the program runs as nobody; root without ``CAP_SYS_ADMIN`` gets
+    none: a user namespace made by root would leave the program real root to the files it sees);
+    another user a user namespace. The try runs a probe program through the whole launcher.
     """
     with _isolation_lock:
         if not _isolation_cache:
@@ -249,7 +252,7 @@ def isolation() -> Isolation:
                 _isolation_cache.append(Isolation(False, reason=f"Linux namespaces needed, this is {sys.platform}"))
             else:
                 reasons = []
-                for user_ns in ((False, True) if os.geteuid() == 0 else (True,)):
+                for user_ns in ((False,) if os.geteuid() == 0 else (True,)):
                     reason = _probe(user_ns)
                     if not reason:
                         _isolation_cache.append(Isolation(True, user_ns=user_ns))

@@ -18,8 +18,10 @@ every run), and system calls go through ctypes.
    directory ``/sandbox`` holding a copy of ``main.py``), makes it read-only, ``pivot_root``\\ s into
    it and detaches the old root.
 3. It drops every capability (bounding, ambient, inheritable, permitted, effective), sets
-   ``no_new_privs``, switches to ``uid``/``gid`` (when it is real root), re-arms its parent-death
-   SIGKILL, sets the resource limits, and ``execve``\\ s ``argv`` with the minimal ``env``.
+   ``no_new_privs``, switches to ``uid``/``gid`` when ``drop`` (tabom runs as root, so plain
+   namespaces; not in a user namespace, where ``uid`` is not mapped), re-arms its
+   parent-death SIGKILL, sets the resource limits, and ``execve``\\ s ``argv`` with the minimal
+   ``env``.
 
 A failure before the exec is written to a close-on-exec pipe the launcher reads: the run then
 reports ``error`` instead of a result, which the caller turns into an exception.
@@ -113,7 +115,7 @@ def _tmpfs(target: str, options: str, flags: int = MS_NOSUID | MS_NODEV) -> None
 
 def _build_root(spec: dict, newroot: str) -> None:
     """Fill the tmpfs at ``newroot`` with what the program may see (see the module docstring)."""
-    owner = "" if spec["user_ns"] else f",uid={spec['uid']},gid={spec['gid']}"
+    owner = f",uid={spec['uid']},gid={spec['gid']}" if spec["drop"] else ""
     _tmpfs(newroot, "size=1m,nr_inodes=4096,mode=0755")
     disk = f"size={spec['disk_mb']}m,nr_inodes=4096"
     _tmpfs(newroot + "/tmp", disk + ",mode=1777")
@@ -131,7 +133,7 @@ def _build_root(spec: dict, newroot: str) -> None:
     _mount(None, newroot + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
     with open(os.path.join(spec["host_dir"], "main.py"), "rb") as src, open(work + "/main.py", "wb") as dst:
         dst.write(src.read())
-    if not spec["user_ns"]:
+    if spec["drop"]:
         os.chown(work + "/main.py", spec["uid"], spec["gid"])
     os.makedirs(newroot + "/proc", exist_ok=True)
     try:
@@ -157,11 +159,11 @@ def _pivot(newroot: str, workdir: str) -> None:
 
 
 def _drop_privileges(spec: dict, last_cap: int) -> None:
-    """Drop all capabilities for good, set no_new_privs, and become ``uid``/``gid`` when root."""
+    """Drop all capabilities for good, set no_new_privs, and become ``uid``/``gid`` when ``drop``."""
     for cap in range(last_cap + 1):
         _check(_libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"drop capability {cap}")
     _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
-    if not spec["user_ns"]:
+    if spec["drop"]:
         os.setgroups([])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])
@@ -194,11 +196,15 @@ def _child(spec: dict, error_fd: int) -> None:
     os._exit(127)
 
 
-def _enter_namespaces(user_ns: bool) -> None:
-    """New PID namespace for the next child; with a user namespace mapping this user to root."""
+def _enter_namespaces(spec: dict) -> None:
+    """New PID namespace for the next child, and a user namespace mapping this user to its root
+    when ``user_ns`` (never for root: the program would be real root to every file it sees, and
+    a process cannot map another user once inside its new namespace)."""
     uid, gid = os.geteuid(), os.getegid()
-    _check(_libc.unshare(CLONE_NEWPID | (CLONE_NEWUSER if user_ns else 0)), "unshare")
-    if user_ns:
+    if spec["user_ns"] and uid == 0:
+        raise OSError("a user namespace is for non-root callers: root needs CAP_SYS_ADMIN")
+    _check(_libc.unshare(CLONE_NEWPID | (CLONE_NEWUSER if spec["user_ns"] else 0)), "unshare")
+    if spec["user_ns"]:
         for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
             with open(f"/proc/self/{name}", "w") as fh:
                 fh.write(text)
@@ -232,7 +238,7 @@ def main(host_dir: str) -> int:
         spec = marshal.load(fh)
     outcome: dict = {"returncode": None, "timed_out": False, "error": None}
     try:
-        _enter_namespaces(spec["user_ns"])
+        _enter_namespaces(spec)
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
