@@ -118,7 +118,10 @@ def exclusive_lock(path: PathLike, *, what: str) -> Iterator[Path]:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
-        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ValueError(f"{what}: cannot create the lock file {p}: {e.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
