@@ -133,6 +133,12 @@ def hf_to_original(family: str, backbone_config: Any) -> dict[str, str]:
     raise ValueError(f"{family}: no original layout to export to (only Dream and LLaDA have one); use --format hf")
 
 
+def _transformers_version() -> str:
+    import transformers
+
+    return str(transformers.__version__)
+
+
 def dream_config(model: DiffusionLM, dtype_name: str) -> dict[str, Any]:
     """A Dream `config.json` for a Qwen2 backbone (what Dream's `configuration_dream.py` reads)."""
     from tabom.models.dream import CONFIG_KEYS
@@ -147,7 +153,7 @@ def dream_config(model: DiffusionLM, dtype_name: str) -> dict[str, Any]:
         bos_token_id=c.bos_token_id, eos_token_id=model.eos_token_id, pad_token_id=model.pad_token_id,
         mask_token_id=model.mask_token_id, rope_theta=theta, rope_scaling=scaling,
         max_window_layers=c.num_hidden_layers, sliding_window=None, use_sliding_window=False,
-        use_cache=True, torch_dtype=dtype_name,
+        use_cache=True, torch_dtype=dtype_name, transformers_version=_transformers_version(),
     )
     return dict(sorted(cfg.items()))
 
@@ -170,7 +176,7 @@ def llada_config(model: DiffusionLM, dtype_name: str) -> dict[str, Any]:
         attention_dropout=0.0, residual_dropout=0.0, embedding_dropout=0.0, bias_for_layer_norm=False,
         attention_layer_norm_with_affine=True, multi_query_attention=None, flash_attention=False,
         init_device="meta", init_fn="mitchell", init_std=0.02, init_cutoff_factor=None, alibi_bias_max=8.0,
-        precision="amp_bf16" if dtype_name == "bfloat16" else None, use_cache=False,
+        precision="amp_bf16", use_cache=False, transformers_version=_transformers_version(),
     )
     return dict(sorted(cfg.items()))
 

@@ -115,8 +115,11 @@ def test_tabom_full_finetune_folder_exports_to_original_layout(tmp_path: Path, f
     config = json.loads((result.out / "config.json").read_text())
     original = json.loads((src / "config.json").read_text())
     assert config["model_type"] == original["model_type"] and config["architectures"] == original["architectures"]
-    for key in ("mask_token_id", "eos_token_id", "pad_token_id", "auto_map"):
-        assert config[key] == original[key], key
+    assert set(config) == set(original)  # every field the model's own config class reads
+    differ = {k for k in original if config[k] != original[k]} - {"transformers_version"}
+    # the fixture's tensors are fp32 under a bf16 torch_dtype; LLaDA's vocab_size (310) below its
+    # embedding rows (320) is not kept by the transformers config of a tabom folder
+    assert differ <= {"torch_dtype", "vocab_size"}, differ
     assert any("modeling" in n for n in result.notes)  # the remote code must come from the original
     torch.testing.assert_close(logits(result.out), logits(src), atol=0, rtol=0)
 
