@@ -32,6 +32,11 @@ def reproduce(
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default, one per core)."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="A real checkpoint's plan (PLAN.yaml: training "
+                                             "prompts, validation/test benchmark files; docs/real_checkpoints.md): "
+                                             "the paper's grid on --model in the release's protocol."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --plan: list every step with its estimated "
+                                                          "GPU-hours and run nothing."),
 ) -> None:
     """Trajectories, six methods x seeds, in-domain/OOD evaluation (full and parallel), TDS, ablation, report."""
     import torch
@@ -41,6 +46,13 @@ def reproduce(
 
     from transformers.utils import logging as hf_logging
 
+    if plan_file is not None:
+        from tabom.commands.reproduce_real import reproduce_real  # noqa: PLC0415
+
+        reproduce_real(plan_file, model, out, dry_run=dry_run, threads=threads)
+        return
+    if dry_run:
+        raise ValueError("--dry-run: only with --plan (a real checkpoint's plan)")
     if threads:
         torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log

@@ -177,16 +177,21 @@ class Reproduction:
                       f"data.gen_length={self.plan.gen_length}"]
         return items + run.overrides()
 
+    def recipe_name(self, domain: str, run: TrainRun) -> str:
+        """The recipe a run trains with: the run's own tiny recipe (a real checkpoint's plan: the release's)."""
+        return run.recipe
+
     def train(self, domain: str, run: TrainRun, seed: int) -> Path:
         """(2) One post-training run; returns its adapter folder (``final/``)."""
         from tabom.config import load_recipe
 
         out = self.store.run_dir(domain, run.key, seed)
         final = out / "final"
+        recipe = self.recipe_name(domain, run)
         overrides = self.train_overrides(domain, run, seed)
         data = self.store.gt_data(domain) if run.data == "gt" else self.store.trajectories(domain)
         data_params = read_json(self.store.marker(data)).get("params") if self.store.marker(data).is_file() else None
-        params = {"recipe": run.recipe, "overrides": overrides, "data": data_params, "base": self.model_key}
+        params = {"recipe": recipe, "overrides": overrides, "data": data_params, "base": self.model_key}
         started = out / "reproduce_params.json"
         if self.store.stale(final, params) or (started.is_file() and read_json(started) != json.loads(json.dumps(params))):
             self.store.remove(out)
@@ -195,7 +200,7 @@ class Reproduction:
             from tabom.training.trainer import train
 
             write_json(started, params)
-            train(load_recipe(run.recipe, overrides), resume=True, console=False)
+            train(load_recipe(recipe, overrides), resume=True, console=False)
 
         self.store.step(f"train {domain}/{run.key}/seed{seed}", final, params, make)
         return final
