@@ -46,19 +46,7 @@ class RealReproduction(Reproduction):
     """:class:`Reproduction` with a :class:`RealPlan`: files instead of families, release recipes and protocol."""
 
     plan: RealPlan  # type: ignore[assignment]
-
-    def run(self) -> dict[str, Any]:
-        """Every step of the plan (cached), then results.json, figures and report.md."""
-        for domain in self.plan.domains:
-            self.trajectories(domain)
-            self.gt_data(domain)
-            for method in MAIN_METHODS:
-                for seed in self.seeds(method):
-                    self.evaluate(domain, method, seed, [("full", "test"), ("parallel", "test")])
-            for method in TDS_METHODS:
-                for seed in self.seeds(method):
-                    self.tds(domain, method, seed)
-        return self.finish()
+    # run() is the tiny run's: a RealPlan has no ablation, grid or sweep domain.
 
     # ------------------------------------------------------------------ data
     def train_prompts(self, domain: str) -> list[Any]:
