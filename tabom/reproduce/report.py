@@ -146,13 +146,26 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
     meta = results.get("meta", {})
     plan = meta.get("plan", {})
     fams = results["families"]
-    parts = ["# TABOM reproduction on the built-in tiny model", ""]
-    parts.append(f"Model `{plan.get('model', '?')}`, domains {', '.join(plan.get('domains', []))}, seeds "
-                 f"{plan.get('seeds')}, {plan.get('n_train')} training prompts and {plan.get('n_eval')} test problems "
-                 f"per family, {plan.get('train_steps') or 'recipe epochs of'} optimizer steps per run, responses of "
-                 f"{plan.get('gen_length')} tokens. Accuracies are %, mean ± std over seeds (No-SFT: one greedy "
-                 "evaluation); subscripts are gains over No-SFT; bold is the best in each column.")
-    parts += ["", f"> {paper.NOTE}", ""]
+    real = "domains_spec" in plan  # a real checkpoint's plan (tabom reproduce --plan)
+    if real:
+        parts = [f"# TABOM reproduction on `{plan.get('model', '?')}` ({plan.get('family')})", ""]
+        parts.append(f"Plan `{plan.get('source')}`: domains {', '.join(plan.get('domains', []))}, seeds "
+                     f"{plan.get('seeds')}, trajectories of {plan.get('gen_length')} tokens; every checkpoint "
+                     "(epoch_k, final) validated on the plan's val files and test reported at the best; the "
+                     "release's evaluation protocol (lm-eval's gsm8k_cot, minerva_math500, humaneval_instruct, "
+                     "mbpp_instruct, ifeval; 0-shot) with each benchmark's release preset "
+                     f"(response length {plan.get('eval_gen_length') or 'as released'}, "
+                     f"{plan.get('eval_limit') or 'all'} problems per benchmark). Accuracies are %, mean ± std "
+                     "over seeds; subscripts are gains over No-SFT; bold is the best in each column.")
+        parts += [""]
+    else:
+        parts = ["# TABOM reproduction on the built-in tiny model", ""]
+        parts.append(f"Model `{plan.get('model', '?')}`, domains {', '.join(plan.get('domains', []))}, seeds "
+                     f"{plan.get('seeds')}, {plan.get('n_train')} training prompts and {plan.get('n_eval')} test "
+                     f"problems per family, {plan.get('train_steps') or 'recipe epochs of'} optimizer steps per run, "
+                     f"responses of {plan.get('gen_length')} tokens. Accuracies are %, mean ± std over seeds (No-SFT: "
+                     "one greedy evaluation); subscripts are gains over No-SFT; bold is the best in each column.")
+        parts += ["", f"> {paper.NOTE}", ""]
     parts += ["## Reading (generated from the numbers below)", ""]
     parts += [f"- {s}" for s in results.get("reading", [])] or ["- (no results yet)"]
     parts += ["", "## Self-distilled trajectories", "", yield_table(results.get("trajectories", {})), ""]
