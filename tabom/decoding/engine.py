@@ -3,23 +3,33 @@
 The engine knows nothing of training or text. It drives any ``model`` with attributes
 ``mask_token_id``, ``pad_token_id``, ``eos_token_id`` and a call
 ``model(input_ids (B, L) long, attention_mask (B, L) bool) -> logits (B, L, V)`` aligned so that
-``logits[:, p]`` predicts token ``p``.
+``logits[:, p]`` predicts token ``p``; a key/value cache (:mod:`tabom.decoding.kv_cache`) also
+needs a :class:`tabom.models.DiffusionLM` (its backbone).
+
+What to decode comes in one :class:`tabom.decoding.settings.DecodeSettings` (``settings=``), the
+object every command builds; the keyword arguments of :func:`generate` are the same knobs spelled
+out, for scripts and tests.
 
 One step, for every row still decoding:
 
-1. the current block is the step's block (step budget) or the row's first block with a mask
-   left (``tokens_per_step``); *eligible* = masked positions inside it;
-2. the schedule gives the row's count (LLaDA's for ``confidence``, Dream's otherwise, or
-   ``min(k, eligible)``);
-3. one forward; the rule (:mod:`tabom.decoding.rules`) proposes a token and a score at each
-   eligible position, and the ``count`` best positions are unmasked.
+1. the current block is the step's block (step budget), the row's first block with a mask left
+   (``tokens_per_step`` / ``threshold``), or, with a cache and no step budget, the batch's first
+   such block (all rows share the cached block; a row done with it waits, its step counter
+   still); *eligible* = masked positions inside it;
+2. one forward (with a cache: a full one at the block's first step, else only the block's window);
+3. the strategy (:mod:`tabom.decoding.strategies`) proposes a token and a score at each eligible
+   position; the schedule its registry entry names gives the count (LLaDA's, Dream's, or
+   ``min(k, eligible)``) and the ``count`` best positions are unmasked, or, with a threshold,
+   every position whose token probability reaches it (at least one).
 
-Rows whose response is fully unmasked leave the batch at once (the batch is compacted and
-leading padding no remaining row needs is trimmed), and decoding stops when no row is left.
+Rows whose response is fully unmasked leave the batch at once (the batch is compacted and,
+without a cache, leading padding no remaining row needs is trimmed), and decoding stops when no
+row is left.
 
     >>> res = generate(model, [[5, 6, 7], [8]], gen_length=32, steps=32, strategy="entropy")
     >>> res.tokens.shape, res.decoding_order.shape, res.nfe
     (torch.Size([2, 32]), torch.Size([2, 32]), 32)
+    >>> res = generate(model, prompts, DecodeSettings(block_length=8, cache="dual", threshold=0.9))
 """
 
 from __future__ import annotations
@@ -31,11 +41,14 @@ from typing import Any
 import torch
 
 from .batch import accepts_positions, left_pad, model_device, response_logits, trim_left_padding
+from .kv_cache import BlockCache, check_cache, require_cache_support
 from .progress import StepProgress
 from .result import DecodeResult
-from .rules import STRATEGIES, propose, select_positions
+from .rules import propose, select_positions, threshold_chosen, token_probability
 from .sampling import check_sampling_args, shannon_entropy
 from .schedules import BlockPlan, dream_counts_at, fixed_counts, llada_counts_at, plan_blocks
+from .settings import DecodeSettings
+from .strategies import check_strategy_options
 
 
 @dataclass(frozen=True)
@@ -52,14 +65,8 @@ class SamplerOptions:
 
 def check_options(options: SamplerOptions) -> None:
     """Raise ``ValueError`` naming the field when a sampler option is invalid."""
-    if options.strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy: unknown {options.strategy!r}; choose one of {', '.join(STRATEGIES)}"
-        )
+    check_strategy_options(options.strategy, options.top_p, options.top_k)
     check_sampling_args(options.temperature, options.top_p, options.top_k)
-    truncates = options.top_p is not None or options.top_k is not None
-    if options.strategy == "confidence" and truncates:
-        raise ValueError("top_p/top_k: not used by the confidence strategy (LLaDA); leave unset")
 
 
 def pad_id_of(model: Any) -> int:
@@ -73,7 +80,7 @@ def pad_id_of(model: Any) -> int:
 
 
 def _step_counts(
-    plan: BlockPlan, strategy: str, step: int, eligible: torch.Tensor, block_start: torch.Tensor
+    plan: BlockPlan, schedule: str, step: int, eligible: torch.Tensor, block_start: torch.Tensor
 ) -> torch.Tensor:
     """How many positions each active row unmasks at ``step``, ``(Ba,)`` long."""
     num_eligible = eligible.sum(dim=1)  # (Ba,)
@@ -81,17 +88,39 @@ def _step_counts(
         return fixed_counts(num_eligible, plan.tokens_per_step)
     assert plan.steps_per_block is not None
     within = step % plan.steps_per_block
-    if strategy == "confidence":
+    if schedule == "llada":
         return llada_counts_at(block_start, within, plan.steps_per_block)
     return dream_counts_at(num_eligible, within, plan.steps_per_block)
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """Everything one batch's loop needs besides its tensors."""
+
+    plan: BlockPlan
+    options: SamplerOptions
+    cache: str
+    schedule: str
+
+
+def _cached_logits(
+    cache: BlockCache, ids: torch.Tensor, attn: torch.Tensor, wanted: torch.Tensor, block: int, plan: BlockPlan
+) -> torch.Tensor:
+    """Packed logits of ``wanted (Ba, G)`` through the cache: a refresh when ``block`` is new."""
+    gen = plan.gen_length
+    columns = torch.zeros_like(attn)  # (Ba, L)
+    columns[:, -gen:] = wanted
+    if cache.block != block:
+        return cache.refresh(ids, attn, columns, block)
+    start = ids.shape[1] - gen + block * plan.block_length
+    return cache.window(ids, attn, columns, start=start, end=start + plan.block_length)
 
 
 def _decode_batch(
     model: Any,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    plan: BlockPlan,
-    options: SamplerOptions,
+    engine: _Engine,
     on_step: Callable[[], None] | None,
 ) -> DecodeResult:
     """The loop over one batch whose response is the last ``plan.gen_length`` columns.
@@ -99,6 +128,7 @@ def _decode_batch(
     Positions of the response that do not hold ``model.mask_token_id`` are kept as given.
     Must run under ``torch.inference_mode()`` (the callers see to it).
     """
+    plan, options = engine.plan, engine.options
     gen = plan.gen_length
     batch, device = input_ids.shape[0], input_ids.device
     ids, attn = input_ids.clone(), attention_mask.clone()  # (Ba, L) active rows only
@@ -106,6 +136,7 @@ def _decode_batch(
     order = torch.full((batch, gen), -1, dtype=torch.long, device=device)  # (Ba, G)
     block_start = torch.zeros(batch, dtype=torch.long, device=device)  # (Ba,) LLaDA's n
     rows = torch.arange(batch, device=device)  # (Ba,) index of each active row in the batch
+    row_step = torch.zeros(batch, dtype=torch.long, device=device)  # (Ba,) steps the row took part in
 
     out_tokens = ids[:, -gen:].clone()  # (B, G)
     out_order = order.clone()  # (B, G)
@@ -116,44 +147,54 @@ def _decode_batch(
 
     block_of_pos = torch.arange(gen, device=device) // plan.block_length  # (G,)
     use_positions = accepts_positions(model)
+    cache = None if engine.cache == "none" else BlockCache(model, engine.cache)
+    lockstep = cache is not None and not plan.budgeted
     nfe, step = 0, 0
     while True:
         # 1. Rows with nothing left to unmask leave the batch (all of them after the last step).
         done = ~masked.any(dim=1)  # (Ba,)
-        if plan.steps_per_block is not None and step >= plan.max_steps:
+        if plan.budgeted and step >= plan.max_steps:
             done = torch.ones_like(done)
         if done.any():
             out_tokens[rows[done]] = ids[done, -gen:]
             out_order[rows[done]] = order[done]
-            out_steps[rows[done]] = step
+            out_steps[rows[done]] = row_step[done]
             keep = ~done
             ids, attn, masked = ids[keep], attn[keep], masked[keep]
-            order, block_start, rows = order[keep], block_start[keep], rows[keep]
-            ids, attn = trim_left_padding(ids, attn)
+            order, block_start, rows, row_step = order[keep], block_start[keep], rows[keep], row_step[keep]
+            if cache is None:
+                ids, attn = trim_left_padding(ids, attn)
+            else:
+                cache.select_rows(keep)
         if rows.numel() == 0:
             break
 
-        # 2. The current block and how many of its masked positions this step unmasks.
+        # 2. The current block and its eligible (masked) positions.
         if plan.steps_per_block is not None:
             current = torch.full_like(rows, step // plan.steps_per_block)  # (Ba,)
         else:
             current = masked.long().argmax(dim=1) // plan.block_length  # (Ba,) first masked
+            if lockstep:
+                current = torch.full_like(current, int(current.min()))
         eligible = masked & (block_of_pos.unsqueeze(0) == current.unsqueeze(1))  # (Ba, G)
         if plan.steps_per_block is not None and step % plan.steps_per_block == 0:
             block_start = eligible.sum(dim=1)
-        counts = _step_counts(plan, options.strategy, step, eligible, block_start)  # (Ba,)
+        taking_part = eligible.any(dim=1) if lockstep else torch.ones_like(masked[:, 0])  # (Ba,)
 
         # 3. One forward over the active rows, logits only where needed.
         wanted = masked if options.record_entropy else eligible  # (Ba, G)
-        packed = response_logits(model, ids, attn, wanted, use_positions=use_positions)  # (N, V)
+        if cache is None:
+            packed = response_logits(model, ids, attn, wanted, use_positions=use_positions)  # (N, V)
+        else:
+            packed = _cached_logits(cache, ids, attn, wanted, int(current[0]), plan)  # (N, V)
         nfe += 1
         if entropy is not None:
             step_entropy = torch.full(wanted.shape, float("nan"), device=device)  # (Ba, G)
             step_entropy[wanted] = shannon_entropy(packed)
-            entropy[rows, step] = step_entropy
+            entropy[rows[taking_part], row_step[taking_part]] = step_entropy[taking_part]
             packed = packed[eligible[wanted]]  # (N_eligible, V)
 
-        # 4. The rule proposes tokens and scores; the best `counts` positions are unmasked.
+        # 4. The rule proposes tokens and scores; the count or the threshold picks the positions.
         x0, score = propose(
             options.strategy,
             packed,
@@ -166,10 +207,17 @@ def _decode_batch(
         full_score[eligible] = score.float()
         proposed = torch.full(eligible.shape, -1, dtype=torch.long, device=device)  # (Ba, G)
         proposed[eligible] = x0
-        chosen = select_positions(full_score, eligible, counts)  # (Ba, G)
+        if plan.threshold is not None:
+            confidence = torch.zeros(eligible.shape, device=device)  # (Ba, G)
+            confidence[eligible] = token_probability(packed, x0)
+            chosen = threshold_chosen(confidence, full_score, eligible, plan.threshold)  # (Ba, G)
+        else:
+            counts = _step_counts(plan, engine.schedule, step, eligible, block_start)  # (Ba,)
+            chosen = select_positions(full_score, eligible, counts)  # (Ba, G)
         ids[:, -gen:] = torch.where(chosen, proposed, ids[:, -gen:])
         masked &= ~chosen
-        order[chosen] = step
+        order = torch.where(chosen, row_step.unsqueeze(1), order)
+        row_step += taking_part.long()
         step += 1
         if on_step is not None:
             on_step()
@@ -191,19 +239,70 @@ def _to_cpu_result(result: DecodeResult) -> DecodeResult:
     )
 
 
+_KNOB_DEFAULTS: dict[str, Any] = {
+    "gen_length": None, "steps": None, "block_length": None, "strategy": None, "temperature": 0.0,
+    "top_p": None, "top_k": None, "tokens_per_step": None, "threshold": None, "cache": "none",
+}
+
+
+def _settings_from(model: Any, settings: DecodeSettings | None, knobs: dict[str, Any]) -> DecodeSettings:
+    """One complete :class:`DecodeSettings` from either ``settings`` or the keyword knobs.
+
+    ``settings`` with a None gen_length, steps or strategy is resolved with the model's defaults
+    (:meth:`DecodeSettings.resolved`); the keyword knobs are taken as given (no defaults filled
+    in, so a Dream schedule at steps == gen_length stays Dream's), and need gen_length, strategy
+    and, under a step budget, steps.
+    """
+    if settings is not None:
+        given = [name for name, default in _KNOB_DEFAULTS.items() if knobs[name] != default]
+        if given:
+            raise ValueError(f"generate: {', '.join(given)} given both in settings and as keywords; use one")
+        if settings.gen_length is None or settings.steps is None or settings.strategy is None:
+            settings = settings.resolved(model)
+        return settings
+    for name in ("gen_length", "strategy"):
+        if knobs[name] is None:
+            raise ValueError(f"{name}: required (or pass settings=DecodeSettings(...))")
+    if knobs["steps"] is None:
+        if knobs["tokens_per_step"] is None and knobs["threshold"] is None:
+            raise ValueError("steps: required without tokens_per_step or threshold")
+        knobs = {**knobs, "steps": knobs["gen_length"]}
+    return DecodeSettings(**knobs)
+
+
+def _engine_for(model: Any, settings: DecodeSettings, record_entropy: bool,
+                generator: torch.Generator | None) -> _Engine:
+    """Validate ``settings`` against ``model`` and build the loop's fixed parts."""
+    assert settings.gen_length is not None and settings.steps is not None and settings.strategy is not None
+    options = SamplerOptions(settings.strategy, settings.temperature, settings.top_p, settings.top_k,
+                             generator, record_entropy)
+    check_options(options)
+    plan = plan_blocks(settings.gen_length, settings.steps, settings.block_length, settings.tokens_per_step,
+                       settings.threshold)
+    check_cache(settings.cache, settings.block_length)
+    require_cache_support(model, settings.cache)
+    if record_entropy and settings.cache == "dual":
+        raise ValueError("cache: dual does not recompute positions after the current block, so their "
+                         "entropy (TDS) cannot be recorded; use --cache prefix or none")
+    return _Engine(plan, options, settings.cache, check_strategy_options(settings.strategy, None, None).schedule)
+
+
 def decode(
     model: Any,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
+    settings: DecodeSettings | None = None,
     *,
-    gen_length: int,
-    steps: int,
+    gen_length: int | None = None,
+    steps: int | None = None,
     block_length: int | None = None,
-    strategy: str,
+    strategy: str | None = None,
     temperature: float = 0.0,
     top_p: float | None = None,
     top_k: int | None = None,
     tokens_per_step: int | None = None,
+    threshold: float | None = None,
+    cache: str = "none",
     generator: torch.Generator | None = None,
     record_entropy: bool = False,
 ) -> DecodeResult:
@@ -220,13 +319,15 @@ def decode(
     Returns:
         :class:`DecodeResult` with ``(B, gen_length)`` tensors, on the CPU.
     """
-    options = SamplerOptions(strategy, temperature, top_p, top_k, generator, record_entropy)
-    check_options(options)
-    plan = plan_blocks(gen_length, steps, block_length, tokens_per_step)
-    if input_ids.shape[1] < gen_length:
-        raise ValueError(f"input_ids: width {input_ids.shape[1]} is below gen_length {gen_length}")
+    knobs = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
+             "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
+             "threshold": threshold, "cache": cache}
+    resolved = _settings_from(model, settings, knobs)
+    engine = _engine_for(model, resolved, record_entropy, generator)
+    if input_ids.shape[1] < engine.plan.gen_length:
+        raise ValueError(f"input_ids: width {input_ids.shape[1]} is below gen_length {engine.plan.gen_length}")
     with torch.inference_mode():
-        result = _decode_batch(model, input_ids, attention_mask.bool(), plan, options, None)
+        result = _decode_batch(model, input_ids, attention_mask.bool(), engine, None)
     return _to_cpu_result(result)
 
 
@@ -242,15 +343,18 @@ def _check_prompts(prompts: list[list[int]]) -> None:
 def generate(
     model: Any,
     prompts: list[list[int]],
+    settings: DecodeSettings | None = None,
     *,
-    gen_length: int,
-    steps: int,
+    gen_length: int | None = None,
+    steps: int | None = None,
     block_length: int | None = None,
-    strategy: str,
+    strategy: str | None = None,
     temperature: float = 0.0,
     top_p: float | None = None,
     top_k: int | None = None,
     tokens_per_step: int | None = None,
+    threshold: float | None = None,
+    cache: str = "none",
     generator: torch.Generator | None = None,
     record_entropy: bool = False,
     batch_size: int | None = None,
@@ -261,26 +365,38 @@ def generate(
     Args:
         model: see the module docstring.
         prompts: B lists of token ids, any lengths (batched with left padding).
+        settings: every decoding knob in one object (what the commands pass); None gen_length,
+            steps or strategy take the model's defaults. Give either this or the knobs below.
         gen_length: response length G.
-        steps: step budget (forwards per row); ignored with ``tokens_per_step``.
+        steps: step budget (forwards per row); ignored with ``tokens_per_step`` or ``threshold``.
         block_length: semi-autoregressive block size; must divide ``gen_length``, and the
             number of blocks must divide ``steps``. Default: one block.
-        strategy: ``"confidence"`` (LLaDA), ``"entropy"`` (Dream), ``"margin"`` or ``"random"``.
+        strategy: a name in :data:`tabom.decoding.strategies.STRATEGIES` (confidence, entropy,
+            margin, random).
         temperature: 0 = greedy; > 0 samples (Gumbel-max for confidence, categorical otherwise).
-        top_p, top_k: truncation of the tempered distribution (not for ``confidence``).
+        top_p, top_k: truncation of the tempered distribution (strategies with truncation only).
         tokens_per_step: unmask exactly ``min(k, remaining in block)`` per step instead.
+        threshold: tau in (0, 1]: unmask every eligible position whose token probability is at
+            least tau (at least one per step) instead of a count.
+        cache: ``"none"`` (exact), ``"prefix"`` or ``"dual"`` (:mod:`tabom.decoding.kv_cache`).
         generator: the only source of randomness (``None``: torch's global generator).
         record_entropy: also return ``entropy (B, S, G)``.
-        batch_size: at most this many prompts per forward batch (prompts are grouped by length).
+        batch_size: at most this many prompts per forward batch (prompts are grouped by length);
+            default ``settings.batch_size``, or all prompts at once with keyword knobs.
         progress: show a rich progress bar over steps.
 
     Returns:
         :class:`DecodeResult` in the order of ``prompts``, tensors on the CPU.
     """
     _check_prompts(prompts)
-    options = SamplerOptions(strategy, temperature, top_p, top_k, generator, record_entropy)
-    check_options(options)
-    plan = plan_blocks(gen_length, steps, block_length, tokens_per_step)
+    knobs = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
+             "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
+             "threshold": threshold, "cache": cache}
+    resolved = _settings_from(model, settings, knobs)
+    engine = _engine_for(model, resolved, record_entropy, generator)
+    plan = engine.plan
+    if batch_size is None and settings is not None:
+        batch_size = settings.batch_size
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     size = len(prompts) if batch_size is None else batch_size
@@ -294,14 +410,12 @@ def generate(
         for chunk in chunks:
             input_ids, attention_mask = left_pad(
                 [list(prompts[i]) for i in chunk],
-                gen_length,
+                plan.gen_length,
                 pad_token_id=pad_id,
                 mask_token_id=model.mask_token_id,
                 device=device,
             )
-            results.append(
-                _decode_batch(model, input_ids, attention_mask, plan, options, bar.advance)
-            )
+            results.append(_decode_batch(model, input_ids, attention_mask, engine, bar.advance))
             bar.finish_chunk()
     return _to_cpu_result(_merge(results, chunks, len(prompts)))
 

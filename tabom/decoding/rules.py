@@ -7,16 +7,10 @@ A rule has two halves, both pure functions of tensors and an explicit generator:
 2. :func:`select_positions` over ``score (B, G)``, ``eligible (B, G)`` and ``counts (B,)``: the
    ``counts[b]`` highest-scoring eligible positions of each row, ties to the lowest position.
 
-Strategies:
-
-============  ==================================================  =============================
-strategy      x0                                                  score
-============  ==================================================  =============================
-confidence    argmax of Gumbel-noised raw logits (LLaDA)          softmax(raw logits)[x0]
-entropy       draw from tempered, top-p/top-k truncated softmax   its negative entropy (Dream)
-margin        same draw                                           its top-1 minus top-2 prob
-random        same draw                                           ``U(0, 1)`` from the generator
-============  ==================================================  =============================
+The strategies and their proposals live in the registry, :mod:`tabom.decoding.strategies`
+(confidence, entropy, margin, random). With a threshold tau, :func:`threshold_chosen` replaces the
+count: every eligible position whose proposed token has probability >= tau is unmasked (at least
+one per row, the best-scoring one).
 
 :func:`select` glues both halves for a ``(B, G, V)`` logits tensor; the engine calls the halves
 itself so that it only ever materialises logits of the candidate positions.
@@ -31,15 +25,30 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import (
-    draw_tokens,
-    gumbel_argmax,
-    neg_entropy,
-    shaped_probs,
-    top2_margin,
+from .strategies import (
+    REGISTRY,
+    STRATEGIES,
+    check_strategy_options,
+    propose_confidence,
+    propose_entropy,
+    propose_margin,
+    propose_random,
 )
 
-STRATEGIES: tuple[str, ...] = ("confidence", "entropy", "margin", "random")
+__all__ = [
+    "REGISTRY",
+    "STRATEGIES",
+    "Selection",
+    "propose",
+    "propose_confidence",
+    "propose_entropy",
+    "propose_margin",
+    "propose_random",
+    "select",
+    "select_positions",
+    "threshold_chosen",
+    "token_probability",
+]
 
 
 @dataclass(frozen=True)
@@ -57,67 +66,6 @@ class Selection:
     score: torch.Tensor
 
 
-def propose_confidence(
-    logits: torch.Tensor, *, temperature: float, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """LLaDA's low-confidence remasking proposal.
-
-    Args:
-        logits: ``(N, V)`` raw logits of the candidate positions.
-
-    Returns:
-        ``x0 (N,)`` long (Gumbel-max at ``temperature > 0``) and ``score (N,)`` float32, the
-        probability of ``x0`` under ``softmax`` of the *raw* logits.
-    """
-    x0 = gumbel_argmax(logits, temperature, generator)  # (N,)
-    probs = torch.softmax(logits.float(), dim=-1)  # (N, V)
-    return x0, probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-
-
-def propose_entropy(
-    logits: torch.Tensor,
-    *,
-    temperature: float,
-    top_p: float | None,
-    top_k: int | None,
-    generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dream's ``alg="entropy"`` proposal: ``x0`` drawn from the tempered, truncated softmax;
-    score = that distribution's negative entropy. ``logits (N, V)`` -> ``(N,)``, ``(N,)``."""
-    probs = shaped_probs(logits, temperature, top_p, top_k)  # (N, V)
-    return draw_tokens(probs, temperature, generator), neg_entropy(probs)
-
-
-def propose_margin(
-    logits: torch.Tensor,
-    *,
-    temperature: float,
-    top_p: float | None,
-    top_k: int | None,
-    generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dream's ``alg="topk_margin"`` proposal: same draw; score = top-1 minus top-2 probability
-    of the tempered, truncated distribution. ``logits (N, V)`` -> ``(N,)``, ``(N,)``."""
-    probs = shaped_probs(logits, temperature, top_p, top_k)  # (N, V)
-    return draw_tokens(probs, temperature, generator), top2_margin(probs)
-
-
-def propose_random(
-    logits: torch.Tensor,
-    *,
-    temperature: float,
-    top_p: float | None,
-    top_k: int | None,
-    generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random-order proposal: same draw; score ``U(0, 1)`` from ``generator`` (drawn after the
-    tokens). ``logits (N, V)`` -> ``(N,)``, ``(N,)``."""
-    probs = shaped_probs(logits, temperature, top_p, top_k)  # (N, V)
-    x0 = draw_tokens(probs, temperature, generator)  # (N,)
-    score = torch.rand(x0.shape, device=logits.device, generator=generator)  # (N,)
-    return x0, score
-
-
 def propose(
     strategy: str,
     logits: torch.Tensor,
@@ -127,22 +75,37 @@ def propose(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch to the proposal of ``strategy``: ``logits (N, V) -> (x0 (N,), score (N,))``."""
-    if strategy == "confidence":
-        if top_p is not None or top_k is not None:
-            raise ValueError(
-                "top_p/top_k: not used by the confidence strategy (LLaDA); leave unset"
-            )
-        return propose_confidence(logits, temperature=temperature, generator=generator)
-    if strategy == "entropy":
-        proposer = propose_entropy
-    elif strategy == "margin":
-        proposer = propose_margin
-    elif strategy == "random":
-        proposer = propose_random
-    else:
-        raise ValueError(f"strategy: unknown {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    return proposer(logits, temperature=temperature, top_p=top_p, top_k=top_k, generator=generator)
+    """The proposal of ``strategy`` (looked up in :data:`REGISTRY`):
+    ``logits (N, V) -> (x0 (N,), score (N,))``."""
+    entry = check_strategy_options(strategy, top_p, top_k)
+    return entry.propose(logits, temperature=temperature, top_p=top_p, top_k=top_k, generator=generator)
+
+
+def token_probability(logits: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """``softmax(raw logits)[x0]`` per row, ``(N, V), (N,) -> (N,)`` float32: the confidence the
+    threshold rule compares with tau (whatever the strategy's own score is)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+    return logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
+
+
+def threshold_chosen(
+    confidence: torch.Tensor, score: torch.Tensor, eligible: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Fast-dLLM's threshold rule: every eligible position whose confidence is at least
+    ``threshold``; a row with eligible positions but none above it takes its best-scoring one.
+
+    Args:
+        confidence: ``(B, G)`` float, the proposed token's probability (any value off ``eligible``).
+        score: ``(B, G)`` float, the strategy's score (ranks the fallback position).
+        eligible: ``(B, G)`` bool.
+        threshold: tau in (0, 1].
+
+    Returns:
+        ``(B, G)`` bool, at least one True in every row with an eligible position.
+    """
+    chosen = eligible & (confidence >= threshold)  # (B, G)
+    fallback = select_positions(score, eligible, torch.ones_like(eligible[:, 0], dtype=torch.long))
+    return torch.where(chosen.any(dim=1, keepdim=True), chosen, fallback)
 
 
 def select_positions(

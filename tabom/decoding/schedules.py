@@ -10,6 +10,11 @@ Three schedules, all per row and per block:
   the ``m`` tokens still masked at that step, and the last step unmasks all that remain.
   Early steps may unmask nothing. ``n=10, s=4 -> [2, 2, 2, 4]``.
 * **Fixed** (``tokens_per_step=k``): ``min(k, m)`` per step; as many steps as needed.
+* **Threshold** (``threshold=tau``): as many as have confidence >= tau, at least one
+  (:func:`tabom.decoding.rules.threshold_chosen`); as many steps as needed, at most one per token.
+
+Which of the first two a strategy uses is its registry entry's ``schedule``
+(:mod:`tabom.decoding.strategies`).
 
 :func:`plan_blocks` validates ``gen_length / block_length / steps`` and returns a
 :class:`BlockPlan`.
@@ -37,6 +42,7 @@ class BlockPlan:
         steps_per_block: steps spent in each block under a step-budget schedule; ``None`` with
             ``tokens_per_step`` (then a block lasts until it is fully unmasked).
         tokens_per_step: fixed tokens per step, or ``None`` for a step-budget schedule.
+        threshold: the confidence threshold tau of threshold decoding, or ``None``.
     """
 
     gen_length: int
@@ -44,12 +50,20 @@ class BlockPlan:
     num_blocks: int
     steps_per_block: int | None
     tokens_per_step: int | None
+    threshold: float | None = None
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether a step budget fixes each block's steps (False: blocks last until unmasked)."""
+        return self.steps_per_block is not None
 
     @property
     def max_steps(self) -> int:
         """Upper bound on the steps (forwards) one row can take: the budget, or the fixed-k need."""
         if self.steps_per_block is not None:
             return self.num_blocks * self.steps_per_block
+        if self.threshold is not None:
+            return self.gen_length  # at least one token per step
         assert self.tokens_per_step is not None
         return self.num_blocks * math.ceil(self.block_length / self.tokens_per_step)
 
@@ -68,14 +82,19 @@ def full_decoding_tokens_per_step(gen_length: int, steps: int, tokens_per_step: 
 
 
 def plan_blocks(
-    gen_length: int, steps: int, block_length: int | None, tokens_per_step: int | None
+    gen_length: int,
+    steps: int,
+    block_length: int | None,
+    tokens_per_step: int | None,
+    threshold: float | None = None,
 ) -> BlockPlan:
     """Validate the length/step arguments and cut the response into blocks.
 
     Raises:
         ValueError: naming the field, when ``gen_length < 1``, ``block_length`` does not divide
             ``gen_length``, ``steps`` is not a positive multiple of the number of blocks (only
-            checked without ``tokens_per_step``), or ``tokens_per_step < 1``.
+            checked without ``tokens_per_step`` and ``threshold``), ``tokens_per_step < 1``,
+            ``threshold`` is outside (0, 1] or is given with ``tokens_per_step``.
     """
     if gen_length < 1:
         raise ValueError(f"gen_length: must be >= 1, got {gen_length}")
@@ -87,6 +106,11 @@ def plan_blocks(
             f"block_length: gen_length {gen_length} is not a multiple of block_length {block}"
         )
     num_blocks = gen_length // block
+    if threshold is not None:
+        check_threshold(threshold)
+        if tokens_per_step is not None:
+            raise ValueError("threshold: cannot be combined with tokens_per_step (both set the count)")
+        return BlockPlan(gen_length, block, num_blocks, None, None, float(threshold))
     if tokens_per_step is not None:
         if tokens_per_step < 1:
             raise ValueError(f"tokens_per_step: must be >= 1, got {tokens_per_step}")
@@ -99,6 +123,12 @@ def plan_blocks(
             f"(gen_length {gen_length} / block_length {block})"
         )
     return BlockPlan(gen_length, block, num_blocks, steps // num_blocks, None)
+
+
+def check_threshold(threshold: float) -> None:
+    """Raise ``ValueError`` naming ``threshold`` unless it is a number in (0, 1]."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"threshold: must be in (0, 1], got {threshold!r}")
 
 
 # --- LLaDA -------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ None fields take the model's defaults in :meth:`DecodeSettings.resolved`: its re
 (full diffusion decoding), its strategy (`model.default_strategy`: entropy for Dream-style,
 confidence for LLaDA-style), and one token per step when steps == gen_length. `tabom generate`'s
 :class:`tabom.trajectories.builder.BuildConfig` extends this with sampling and filtering fields.
+
+Fast decoding (:mod:`tabom.decoding.kv_cache`, threshold in :mod:`tabom.decoding.rules`):
+
+    DecodeSettings(block_length=8, cache="dual", threshold=0.9)    # Fast-dLLM: dual cache + threshold
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from .rules import STRATEGIES
+from .kv_cache import CACHE_MODES
+from .schedules import check_threshold
+from .strategies import REGISTRY
 
 S = TypeVar("S", bound="DecodeSettings")
 
@@ -37,13 +43,17 @@ class DecodeSettings:
     top_k: int | None = None
     tokens_per_step: int | None = None
     """k tokens per step (the paper's parallel decoding, Table 4, uses 2); overrides the schedule."""
+    threshold: float | None = None
+    """tau in (0, 1]: unmask every position whose token probability >= tau (at least one per step)."""
+    cache: str = "none"
+    """none (exact) | prefix | dual: block-wise key/value cache (dual needs block_length)."""
     batch_size: int = 64
     """Prompts decoded together."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.strategy is not None and self.strategy not in REGISTRY:
+            raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(REGISTRY)}")
         for name in ("gen_length", "steps", "block_length", "tokens_per_step", "top_k"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -54,6 +64,10 @@ class DecodeSettings:
             raise ValueError(f"temperature: must be a finite number >= 0, got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if self.threshold is not None:
+            check_threshold(self.threshold)
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"cache: {self.cache!r} is not one of {', '.join(CACHE_MODES)}")
 
     def resolved(self: S, model: Any) -> S:
         """A copy (same class) with gen_length, steps, tokens_per_step and strategy filled in.
@@ -65,16 +79,21 @@ class DecodeSettings:
 
         Raises `ValueError` naming the field when the resolved values cannot decode together
         (block_length not dividing gen_length, steps not a multiple of the blocks, top_p/top_k with
-        confidence), so callers fail before they create any output.
+        confidence, threshold with tokens_per_step, a dual cache without block_length), so callers
+        fail before they create any output. With a threshold, tokens_per_step stays unset.
         """
         from .engine import SamplerOptions, check_options
+        from .kv_cache import check_cache
         from .schedules import full_decoding_tokens_per_step, plan_blocks
 
         gen = self.gen_length or model.default_gen_length
         steps = self.steps or gen
-        out = replace(self, gen_length=gen, steps=steps,
-                      tokens_per_step=full_decoding_tokens_per_step(gen, steps, self.tokens_per_step),
+        tokens_per_step = self.tokens_per_step
+        if self.threshold is None:
+            tokens_per_step = full_decoding_tokens_per_step(gen, steps, tokens_per_step)
+        out = replace(self, gen_length=gen, steps=steps, tokens_per_step=tokens_per_step,
                       strategy=self.strategy or model.default_strategy)
-        plan_blocks(gen, steps, out.block_length, out.tokens_per_step)
+        plan_blocks(gen, steps, out.block_length, out.tokens_per_step, out.threshold)
+        check_cache(out.cache, out.block_length)
         check_options(SamplerOptions(str(out.strategy), out.temperature, out.top_p, out.top_k))
         return out

@@ -19,7 +19,8 @@ wrong`. Every integer is range-checked (token ids in [0, 2^31), or in [0, V) whe
 vocabulary size V is known; steps in [-1, settings.steps); settings counts in [1, 2^31)), every
 float finite. :class:`TrajectoryChecker` validates the rows of one file in order (the schema,
 unique ids, the vocabulary): `tabom data inspect` and `tabom train` both read through it, so a
-file one accepts the other accepts. This module imports only the standard library.
+file one accepts the other accepts. This module imports only the standard library (and the
+torch-free strategy registry, `tabom.decoding.strategies`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS: tuple[str, ...] = ("entropy", "confidence", "margin", "random")
-"""Decoding strategies a trajectory may record (`tabom.decoding` selection rules)."""
+from tabom.decoding.strategies import STRATEGIES
+
+METHODS: tuple[str, ...] = STRATEGIES
+"""Decoding strategies a trajectory may record: the names of `tabom.decoding.strategies.REGISTRY`."""
 
 REQUIRED_FIELDS: tuple[str, ...] = (
     "id", "prompt", "response", "prompt_token_ids", "response_token_ids", "decoding_order",
@@ -53,6 +56,7 @@ _SETTINGS_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "seed": ((int,), True),
     "eos_token_id": ((int,), True),
     "vocab_size": ((int,), True),
+    "threshold": ((int, float), True),
 }
 _POSITIVE_SETTINGS: tuple[str, ...] = ("gen_length", "steps", "block_length", "tokens_per_step", "vocab_size")
 MAX_ID = 2**31 - 1
@@ -64,6 +68,7 @@ _SETTINGS_RANGES: dict[str, tuple[float, float]] = {  # key -> inclusive [low, h
     "seed": (-(2**63), 2**64 - 1),
     "temperature": (0.0, math.inf),
     "top_p": (0.0, 1.0),
+    "threshold": (0.0, 1.0),
 }
 
 
@@ -209,6 +214,8 @@ def _settings(obj: dict[str, Any], err: _Err) -> dict[str, Any]:
 
 def _one_token_per_step(settings: dict[str, Any], gen_length: int) -> bool:
     """True when the settings unmask exactly one position per step (so no step repeats)."""
+    if settings.get("threshold") is not None:
+        return False  # threshold decoding unmasks as many positions as pass it
     tokens_per_step = settings.get("tokens_per_step")
     if tokens_per_step is not None:
         return tokens_per_step == 1
