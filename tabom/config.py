@@ -128,6 +128,9 @@ class DataConfig:
     methods: list[str] | None = None
     """Keep only trajectories whose `method` is listed (the release's filter, e.g. `[entropy,
     default, credit]`); null keeps every row."""
+    group_by_length: bool = False
+    """Put rows of similar length in the same global batch (less padding); the batches' order
+    is still drawn from (seed, epoch) (`tabom.training.sampling`)."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -253,8 +256,20 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast: auto is bf16 on a GPU that has it, fp32 elsewhere (CPU included)."""
     gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward instead of keeping them
+    (less memory, about a third more compute; the same losses and weights)."""
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    """`ddp`: every process holds all weights, gradients and optimizer state; `fsdp`: FSDP2 shards
+    them per decoder layer over the processes (`tabom.training.parallel`; one process: unsharded)."""
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
-    """Extra loggers: `tensorboard` (used when installed), `wandb` (must be installed)."""
+    """Extra loggers: `tensorboard` (used when installed: `pip install tabom[tensorboard]`),
+    `wandb` (must be installed)."""
+    wandb_project: str = "tabom"
+    """W&B project of the run (with `report_to: [wandb]`)."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); null: the logged-in default."""
+    run_name: str | None = None
+    """Name of the run in W&B and TensorBoard; null: the `out` folder's name."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
     paper_global_batch: int | None = None
@@ -279,6 +294,9 @@ class TrainConfig:
         check_fields(self)
         _non_empty("model", self.model)
         _non_empty("out", self.out)
+        _non_empty("wandb_project", self.wandb_project)
+        _non_empty("wandb_entity", self.wandb_entity)
+        _non_empty("run_name", self.run_name)
         if self.model_shape:
             _check_model_shape(self.model_shape)
         _count("seed", self.seed, 0, SEED_LIMIT - 1)

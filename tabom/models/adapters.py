@@ -254,12 +254,14 @@ def load_adapter(model: DiffusionLM, path: str | Path, trainable: bool = False) 
     return model
 
 
-def save_adapter(model: DiffusionLM, path: str | Path, layout: str = "original") -> Path:
+def save_adapter(model: DiffusionLM, path: str | Path, layout: str = "original",
+                 state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Write adapter_config.json + adapter_model.safetensors (PEFT's key naming) to folder `path`.
 
     `layout="original"` (default) keys the tensors and `target_modules` on the model's own module
     tree (LLaDA: `model.transformer.blocks.N.q_proj`, loadable onto LLaDA's own code); "tabom"
     keeps the transformers tree tabom runs (identical for Dream and the tiny model).
+    `state_dict`: the PEFT model's whole state to take the adapter from (gathered from shards).
     """
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
@@ -271,7 +273,7 @@ def save_adapter(model: DiffusionLM, path: str | Path, layout: str = "original")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     peft_model = model.backbone
-    state = get_peft_model_state_dict(peft_model)
+    state = get_peft_model_state_dict(peft_model, state_dict=state_dict)
     cfg = peft_model.peft_config["default"].to_dict()
     cfg = {k: (sorted(v) if isinstance(v, set) else v) for k, v in cfg.items()}
     if layout == "original" and model.family == "llada":

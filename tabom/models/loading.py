@@ -135,11 +135,15 @@ def _load_tabom_dir(directory: Path, dtype: torch.dtype, device_map: str | dict 
     )
 
 
-def save(model: DiffusionLM, directory: str | Path) -> Path:
-    """Write a DiffusionLM as a tabom folder (safetensors weights); returns the folder."""
+def save(model: DiffusionLM, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a DiffusionLM as a tabom folder (safetensors weights); returns the folder.
+
+    `state_dict` (transformers naming, the backbone's keys): weights to write instead of the
+    model's own (a sharded run gathers them to rank 0 first).
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    model.backbone.save_pretrained(str(out), safe_serialization=True)
+    model.backbone.save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
     model.tokenizer.save_pretrained(str(out))
     meta = {
         "family": model.family,

@@ -208,33 +208,43 @@ def load_rng(folder: Path, rank: int, generator: torch.Generator) -> None:
     set_rng_state(torch.load(path, weights_only=True), generator)
 
 
-def save_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
+def save_trainer_state(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any,
                        meta: dict[str, Any]) -> None:
-    """`trainer_state.pt` (optimizer + scheduler) and `trainer_state.json` (``meta``)."""
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, folder / STATE_PT)
+    """`trainer_state.pt` (optimizer + scheduler) and `trainer_state.json` (``meta``).
+
+    `optimizer` None: a sharded run, whose ranks write their own optimizer shards
+    (`tabom.training.parallel.save_optimizer_shard`).
+    """
+    optim_state = optimizer.state_dict() if optimizer is not None else None
+    torch.save({"optimizer": optim_state, "scheduler": scheduler.state_dict()}, folder / STATE_PT)
     (folder / STATE_JSON).write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
-    """Restore optimizer and scheduler from a checkpoint; returns its JSON meta."""
+def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any) -> dict[str, Any]:
+    """Restore optimizer (unless None: a sharded run) and scheduler from a checkpoint; returns its JSON meta."""
     blob = torch.load(folder / STATE_PT, weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(blob["optimizer"])
+    if optimizer is not None:
+        optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     return read_state_json(folder)
 
 
 # --------------------------------------------------------------------------- weights
-def save_weights(model: Any, folder: Path, lora: bool) -> None:
-    """The adapter (LoRA) or the full model folder, plus the tokenizer, into ``folder``."""
+def save_weights(model: Any, folder: Path, lora: bool, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """The adapter (LoRA) or the full model folder, plus the tokenizer, into ``folder``.
+
+    `state_dict`: the backbone's whole weights (transformers naming) to write instead of the
+    model's own, e.g. gathered from FSDP shards; the files are the same either way.
+    """
     if lora:
         from tabom.models.adapters import save_adapter
 
-        save_adapter(model, folder)
+        save_adapter(model, folder, state_dict=state_dict)
         model.tokenizer.save_pretrained(str(folder))
     else:
         from tabom.models.loading import save
 
-        save(model, folder)
+        save(model, folder, state_dict=state_dict)
 
 
 def load_weights(model: Any, folder: Path, lora: bool) -> None:

@@ -45,13 +45,14 @@ from tabom.training.build import (
 from tabom.training.data import (
     batches_per_epoch,
     collate,
-    epoch_order,
     fingerprint_rows,
     load_rows,
     rank_batches,
     to_device,
 )
+from tabom.training import parallel
 from tabom.training.logger import MetricsLogger, truncate_metrics
+from tabom.training.sampling import train_order
 from tabom.training.step import ReferenceFn, loss_step, reference_from_context
 
 log = logging.getLogger(__name__)
@@ -97,18 +98,20 @@ def _stop_if_not_finite(step: int, metrics: dict[str, float], grad_norm: float, 
 
 
 def _check_weights_finite(params: list[torch.nn.Parameter], where: str) -> None:
-    for param in params:
-        if not bool(torch.isfinite(param.detach()).all()):
-            raise NonFiniteError(f"{where}: the trained weights hold NaN or inf (training diverged): not saved")
+    if not parallel.weights_finite(params):  # under FSDP: every rank's shards, agreed by all ranks
+        raise NonFiniteError(f"{where}: the trained weights hold NaN or inf (training diverged): not saved")
 
 
-def _reference(base: Any, cfg: TrainConfig, device: torch.device) -> ReferenceFn:
-    """T3D's frozen reference: the same network with LoRA disabled, or a frozen full copy."""
+def _reference(base: Any, cfg: TrainConfig, device: torch.device, mode: str = "ddp",
+               bf16: bool = False) -> ReferenceFn:
+    """T3D's frozen reference: the same network with LoRA disabled, or a frozen full copy
+    (sharded like the model under FSDP)."""
     if cfg.lora.enabled:
         from tabom.models.adapters import disable_adapter
 
         return reference_from_context(base, lambda: disable_adapter(base))
-    ref = frozen_copy(base).to(device)
+    ref = frozen_copy(base)
+    ref = parallel.shard(ref, device, bf16) if mode == "fsdp" else ref.to(device)
 
     def forward(ids: torch.Tensor, attn: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -121,9 +124,10 @@ class _Saver:
     """Writes atomic checkpoints from every rank (main writes weights and state)."""
 
     def __init__(self, accelerator: Any, run_dir: Path, base: Any, cfg: TrainConfig,
-                 optimizer: Any, scheduler: Any, generator: torch.Generator) -> None:
+                 optimizer: Any, scheduler: Any, generator: torch.Generator, mode: str = "ddp") -> None:
         self.acc, self.run_dir, self.base, self.cfg = accelerator, run_dir, base, cfg
         self.optimizer, self.scheduler, self.generator = optimizer, scheduler, generator
+        self.mode = mode
         self.data_sha256 = ""
         self.last_saved = "no checkpoint was written"
 
@@ -131,17 +135,23 @@ class _Saver:
         acc = self.acc
         _check_weights_finite(trainable_parameters(self.base), f"step {pos.step}, checkpoint {name}")
         acc.wait_for_everyone()
+        sharded = self.mode == "fsdp"
+        whole = parallel.full_state_dict(self.base) if sharded else None  # gathered to rank 0
         tmp = self.run_dir / f"{name}{ckpt.TMP_SUFFIX}"
         if acc.is_main_process:
             ckpt.begin(self.run_dir, name)
-            ckpt.save_weights(self.base, tmp, self.cfg.lora.enabled)
+            ckpt.save_weights(self.base, tmp, self.cfg.lora.enabled,
+                              state_dict=parallel.backbone_state(whole) if whole is not None else None)
             (tmp / "recipe.yaml").write_text(to_yaml(self.cfg))
             meta = {"global_step": pos.step, "epoch": pos.epoch, "batch_in_epoch": pos.batch_in_epoch,
-                    "world_size": acc.num_processes, "data_order": order,
+                    "world_size": acc.num_processes, "parallel": self.mode, "data_order": order,
                     "data_order_epoch": order_epoch, "data_sha256": self.data_sha256}
-            ckpt.save_trainer_state(tmp, self.optimizer, self.scheduler, meta)
+            ckpt.save_trainer_state(tmp, None if sharded else self.optimizer, self.scheduler, meta)
+        del whole
         acc.wait_for_everyone()
         ckpt.save_rng(tmp, acc.process_index, self.generator)
+        if sharded:
+            parallel.save_optimizer_shard(tmp, acc.process_index, acc.num_processes, self.optimizer)
         acc.wait_for_everyone()
         if acc.is_main_process:
             ckpt.commit(self.run_dir, name)
@@ -234,19 +244,24 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
     updates_per_epoch = -(-n_batches // cfg.grad_accum)
     total_steps = cfg.max_steps or cfg.epochs * updates_per_epoch
     n_epochs = -(-total_steps // updates_per_epoch)
-    optimizer = build_optimizer(base, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
+    lengths = [len(r.prompt) + len(r.response) for r in rows]
+    mode = parallel.effective_mode(cfg.parallel, world)
+    bf16 = resolve_precision(cfg.precision) == "bf16"
     generator = torch.Generator().manual_seed(cfg.seed * 1009 + rank)
     torch.manual_seed(cfg.seed + rank)  # dropout
     pos = Position()
-    reference = _reference(base, cfg, acc.device) if objective.needs_reference else None  # before resumed weights
+    reference = (_reference(base, cfg, acc.device, mode, bf16)  # before resumed weights
+                 if objective.needs_reference else None)
+    parallel.keep_fp32_master(base, full_finetune=not cfg.lora.enabled, sharded=mode == "fsdp")
     if latest is not None:
+        parallel.check_resume(ckpt.read_state_json(latest), latest, world, mode)  # before any state
         ckpt.load_weights(base, latest, cfg.lora.enabled)
-    model, optimizer = acc.prepare(base, optimizer)
+    model, optimizer = parallel.prepare(acc, base, mode, bf16, lambda m: build_optimizer(m, cfg.optim))
+    scheduler = build_scheduler(getattr(optimizer, "optimizer", optimizer), cfg.optim, total_steps)
     if latest is not None:
-        meta = ckpt.load_trainer_state(latest, optimizer, scheduler)
-        if int(meta.get("world_size", world)) != world:
-            raise ValueError(f"{latest}: saved with {meta['world_size']} processes, resumed with {world}")
+        meta = ckpt.load_trainer_state(latest, None if mode == "fsdp" else optimizer, scheduler)
+        if mode == "fsdp":
+            parallel.load_optimizer_shard(latest, rank, world, optimizer)
         pos = Position(int(meta["global_step"]), int(meta["epoch"]), int(meta["batch_in_epoch"]))
         saved_sha = meta.get("data_sha256")
         if saved_sha and saved_sha != data_sha256:
@@ -256,11 +271,13 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
                 "data the run started on, or start a new run with another out=DIR"
             )
         saved_order = meta.get("data_order") or []
-        if saved_order and saved_order != epoch_order(len(rows), cfg.seed, int(meta["data_order_epoch"])):
+        saved_epoch = int(meta["data_order_epoch"])
+        if saved_order and saved_order != train_order(lengths, cfg.seed, saved_epoch, cfg.batch_size * world,
+                                                      cfg.data.group_by_length):
             raise ValueError(f"{latest}: the data order differs from this run's (data or seed changed)")
         ckpt.load_rng(latest, rank, generator)
     params = trainable_parameters(base)
-    saver = _Saver(acc, run_dir, base, cfg, optimizer, scheduler, generator)
+    saver = _Saver(acc, run_dir, base, cfg, optimizer, scheduler, generator, mode)
     saver.data_sha256 = data_sha256
     if latest is not None:
         saver.last_saved = f"the last checkpoint is {latest}"
@@ -279,11 +296,13 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
             f"{n_train:,} trainable parameters" + (f"; resumed from {latest}" if latest else "")
         )
         note_global_batch(logger, world, cfg)
+        if parallel.mode_note(cfg.parallel, world):
+            logger.note(parallel.mode_note(cfg.parallel, world) or "")
 
         # 3. the loop
         model.train()
         for epoch in range(pos.epoch, n_epochs):
-            order = epoch_order(len(rows), cfg.seed, epoch)
+            order = train_order(lengths, cfg.seed, epoch, cfg.batch_size * world, cfg.data.group_by_length)
             batches = rank_batches(order, cfg.batch_size, rank, world)
             micro = pos.batch_in_epoch if epoch == pos.epoch else 0
             while micro < len(batches) and pos.step < total_steps:
@@ -295,14 +314,13 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
                     host = collate([rows[j] for j in idx], base.pad_token_id, base.mask_token_id)
                     tokens += int(host.attention_mask.sum())  # counted on the host: no device sync
                     batch = to_device(host, acc.device)
-                    sync = contextlib.nullcontext() if i == len(group) - 1 else acc.no_sync(model)
-                    with sync:
+                    with parallel.no_sync(acc, model, skip=i < len(group) - 1):
                         out = loss_step(model, batch, objective, obj_cfg, generator, reference)
                         acc.backward(out.loss / len(group))
                     for key, value in {"loss": out.loss.detach(), **out.metrics}.items():
                         sums[key] = sums.get(key, 0) + value.detach().float()
                 max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else float("inf")
-                grad_norm = acc.clip_grad_norm_(params, max_norm)
+                grad_norm = parallel.clip_grad_norm(acc, params, max_norm)
                 metrics = _mean_metrics(acc, sums, len(group))  # the same on every rank (reduced)
                 _stop_if_not_finite(pos.step + 1, metrics, float(grad_norm), saver.last_saved)
                 lr = scheduler.get_last_lr()[0]
