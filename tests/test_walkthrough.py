@@ -160,7 +160,9 @@ def check_train(run: Path, spec: dict[str, object], ckpt: Path) -> None:
     config = json.loads((final / "adapter_config.json").read_text())
     assert config["r"] == 16 and sorted(config["target_modules"]) == ["q_proj", "v_proj"]
     tensors = load_file(str(final / "adapter_model.safetensors"))
-    expected = {f"base_model.model.model.layers.{i}.self_attn.{m}.lora_{ab}.weight"
+    # LLaDA adapters are saved on LLaDA's own module names (loadable onto its own code)
+    module = "model.transformer.blocks.{i}.{m}" if "LLaDA" in str(spec["ckpt"]) else "model.layers.{i}.self_attn.{m}"
+    expected = {f"base_model.model.{module.format(i=i, m=m)}.lora_{ab}.weight"
                 for i in range(2) for m in ("q_proj", "v_proj") for ab in "AB"}
     assert set(tensors) == expected
     assert all(tensors[k].abs().max() > 0 for k in expected if "lora_B" in k)
