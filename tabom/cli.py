@@ -56,20 +56,30 @@ _register()
 
 
 def main() -> None:
-    """Console entry point: bad input ends in one `error: FILE:LINE: field: ...` line and exit 2.
+    """Console entry point: an expected failure ends in one `error: ...` line and exit 2.
 
-    Set TABOM_DEBUG=1 to see the full traceback instead.
+    Expected failures are bad input (`FILE:LINE: field: ...`), a file the system refuses (missing,
+    a folder, no permission, read-only or full disk), a corrupt safetensors file, and the others
+    `tabom.errors.failure_message` lists; anything else is a bug and keeps its traceback. Ctrl-C
+    exits with 130 and no traceback. Set TABOM_DEBUG=1 to see the full traceback of every failure.
     """
     import os
     import sys
 
+    from tabom.errors import EXIT_ERROR, EXIT_INTERRUPTED, failure_message
+
     try:
         app()
-    except (ValueError, FileNotFoundError) as exc:
+    except KeyboardInterrupt:
         if os.environ.get("TABOM_DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001  (sorted below: expected failures, or a bug re-raised)
+        message = failure_message(exc)
+        if message is None or os.environ.get("TABOM_DEBUG"):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,17 @@ from typing import Optional
 import typer
 
 
+OPTIONS = {
+    **{f"model: {field}": option for field, option in (
+        ("hidden_size", "--hidden-size"), ("num_hidden_layers", "--layers"), ("num_attention_heads", "--heads"),
+        ("num_key_value_heads", "--heads"), ("intermediate_size", "--intermediate-size"))},
+    **{field: "--" + field.replace("_", "-") for field in (
+        "steps", "batch_size", "lr", "n_per_family", "gen_length", "drill", "drill_lines", "drill_only",
+        "threads", "save_every", "init", "precision")},
+}
+"""`PretrainConfig` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
+
+
 def pretrain(
     out: Path = typer.Option(Path("runs/pretrain"), help="Folder for the checkpoint and the loss log."),
     steps: int = typer.Option(7000, help="Optimizer steps."),
@@ -33,16 +44,20 @@ def pretrain(
     intermediate_size: Optional[int] = typer.Option(None, help="MLP width (default: TinyConfig's, 512)."),
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
+    from tabom.errors import options_named
     from tabom.training.pretrain import PretrainConfig, load_task_options, pretrain as run
 
     shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}
-    cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                         n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
-                         drill_lines=drill_lines, drill_only=drill_only, group_numbers=group_numbers, threads=threads,
-                         save_every=save_every, init=str(init) if init else None, device=device,
-                         precision=precision,
-                         tasks=load_task_options(tasks) if tasks else {},
-                         model={k: v for k, v in shape.items() if v is not None})
-    run(cfg, resume=resume)
+    with options_named(OPTIONS):  # every number is checked here, before any file is read or written
+        cfg = PretrainConfig(out=str(out), steps=steps, batch_size=batch_size, lr=lr,
+                             n_per_family=n_per_family, gen_length=gen_length, seed=seed, drill=drill,
+                             drill_lines=drill_lines, drill_only=drill_only, group_numbers=group_numbers,
+                             threads=threads, save_every=save_every, init=str(init) if init else None,
+                             device=device, precision=precision,
+                             model={k: v for k, v in shape.items() if v is not None})
+    if tasks:
+        cfg.tasks = load_task_options(tasks)
+    with options_named(OPTIONS):  # the checks that need the data (--batch-size against the examples)
+        run(cfg, resume=resume)
     typer.echo(f"saved {out}")

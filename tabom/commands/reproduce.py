@@ -18,6 +18,11 @@ from typing import Optional
 import typer
 
 
+OPTIONS = {field: "--" + field.replace("_", "-") for field in (
+    "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch")}
+"""`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
+
+
 def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Math only, one seed, small sets, no grid or sweep."),
     seeds: Optional[int] = typer.Option(None, help="Training seeds per method (default 1 with --quick, else 3)."),
@@ -41,6 +46,7 @@ def reproduce(
     """Trajectories, six methods x seeds, in-domain/OOD evaluation (full and parallel), TDS, ablation, report."""
     import torch
 
+    from tabom.errors import options_named
     from tabom.reproduce.pipeline import Reproduction
     from tabom.reproduce.plan import make_plan
 
@@ -53,16 +59,18 @@ def reproduce(
         return
     if dry_run:
         raise ValueError("--dry-run: only with --plan (a real checkpoint's plan)")
-    if threads:
-        torch.set_num_threads(threads)
-    hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log
-    try:
+    # A bad count or domain is a ValueError naming the option's field: `tabom.cli.main` prints it
+    # as one `error:` line (exit 2) before anything is loaded or written.
+    if threads < 0:
+        raise ValueError(f"--threads: must be >= 0, got {threads}")
+    with options_named(OPTIONS):
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
                          keep="all" if keep_all else "correct",
-                         domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains else None)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+                         domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
+    if threads:
+        torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log
     command = "tabom reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else ""
     out = out or Path("runs/reproduce_quick" if quick else "runs/reproduce")
     repro = Reproduction(plan, out, echo=typer.echo, command=command)

@@ -12,7 +12,11 @@ Weights load from safetensors only; `trust_remote_code` is never used.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,17 @@ TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny"
 def model_dir(name_or_path: str | Path) -> Path:
     """The folder a model name stands for: "tiny" is the shipped checkpoint, anything else a path."""
     return TINY_DIR if str(name_or_path) == "tiny" else Path(name_or_path).expanduser()
+
+
+def existing_model_dir(name_or_path: str | Path) -> Path:
+    """`model_dir(name_or_path)`, or FileNotFoundError saying it is not a model folder."""
+    directory = model_dir(name_or_path)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"{name_or_path}: not a model folder (give 'tiny' or a local checkpoint directory; "
+            "tabom never downloads weights)"
+        )
+    return directory
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device | None) -> torch.dtype:
@@ -49,12 +64,46 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Parse a JSON file; invalid JSON raises ValueError naming ``path:line``."""
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, after checking that this machine has it.
+
+    Raises `tabom.errors.UsageError` (a ValueError) for a name torch does not know
+    (``"gpu"``), a CUDA device on a machine without CUDA, or an index past the last device
+    (``cuda:7`` with two GPUs), before any model is built or output written.
+    """
+    from tabom.errors import UsageError
+
     try:
-        return json.loads(path.read_text())
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"device {device!r}: not a device name (use cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "no CUDA device is visible" if torch.version.cuda else f"no CUDA: torch {torch.__version__} is a CPU build"
+            raise UsageError(f"device {device} is not available ({why})")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"device {device} is not available ({count} CUDA device(s): cuda:0 to cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {device} is not available (no Apple MPS on this machine)")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        backend = getattr(torch, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise UsageError(f"device {device} is not available (no {dev.type} backend on this machine)")
+    return dev
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Parse a JSON file; invalid JSON (or text that is not UTF-8, or nesting too deep to parse)
+    raises ValueError naming ``path:line``."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: invalid JSON: nested too deeply to parse") from None
 
 
 def load_tokenizer(directory: Path) -> Any:
@@ -75,17 +124,16 @@ def load(
     device_map: str | dict | None = None,
 ) -> DiffusionLM:
     """Load a DiffusionLM by name ("tiny") or from a local folder; never downloads anything."""
-    directory = model_dir(name_or_path)
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"{name_or_path}: not a model folder (give 'tiny' or a local checkpoint directory; "
-            "tabom never downloads weights)"
-        )
+    directory = existing_model_dir(name_or_path)
     config_path = directory / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path}: missing (a model folder needs config.json)")
     config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}:1: expected a JSON object, got {type(config).__name__}")
     device = device or (None if device_map else default_device())
+    if device is not None:
+        check_device(device)
     torch_dtype = resolve_dtype(dtype, device or "cuda" if device_map else device)
     model_type = str(config.get("model_type", "")).lower()
     if (directory / META_FILE).exists():
@@ -112,17 +160,26 @@ def load(
 def _load_tabom_dir(directory: Path, dtype: torch.dtype, device_map: str | dict | None) -> DiffusionLM:
     from transformers import AutoModelForCausalLM
 
-    from tabom.models.compat import require_transformers
+    from tabom.models.weights import open_shard, weight_files
 
-    require_transformers()
-    meta = read_json(directory / META_FILE)
+    meta_path = directory / META_FILE
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}:1: expected a JSON object, got {type(meta).__name__}")
     for field in ("mask_token_id", "eos_token_id", "pad_token_id", "logits_shift", "family"):
         if field not in meta:
-            raise ValueError(f"{directory / META_FILE}: {field}: missing")
-    backbone = AutoModelForCausalLM.from_pretrained(
-        str(directory), dtype=dtype, device_map=device_map, trust_remote_code=False,
-        local_files_only=True, use_safetensors=True,
-    )
+            raise ValueError(f"{meta_path}: {field}: missing")
+    files = weight_files(directory)
+    for shard in sorted(set(files.values())):  # headers only (mmap): a corrupt shard is named here
+        with open_shard(shard):
+            pass
+    with _quiet_load_report():
+        backbone, info = AutoModelForCausalLM.from_pretrained(
+            str(directory), dtype=dtype, device_map=device_map, trust_remote_code=False,
+            local_files_only=True, use_safetensors=True, output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported below, naming the file, instead of a RuntimeError
+        )
+    check_loading_info(directory, files, info)
     return DiffusionLM(
         backbone,
         load_tokenizer(directory),
@@ -133,6 +190,54 @@ def _load_tabom_dir(directory: Path, dtype: torch.dtype, device_map: str | dict 
         family=meta["family"],
         chat_template=bool(meta.get("chat_template", False)),
     )
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Drop transformers' LOAD REPORT table (`check_loading_info` turns what it says into one
+    error). A filter, not a level: transformers 5 runs extra checks when its logger's level is
+    raised."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(_drop_load_report)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_drop_load_report)
+
+
+def check_loading_info(directory: Path, files: dict[str, Path], info: dict[str, Any]) -> None:
+    """Raise ValueError naming the file and tensors when transformers' loading info is not clean.
+
+    Args:
+        directory: the model folder.
+        files: stored tensor name -> safetensors file (`tabom.models.weights.weight_files`).
+        info: `from_pretrained(..., output_loading_info=True)`'s second value: ``missing_keys``,
+            ``unexpected_keys`` and ``mismatched_keys`` ((name, stored shape, model shape) tuples).
+
+    A missing tensor would otherwise be initialised at random and an unexpected one dropped, both
+    with only a logged warning: a model that decodes garbage.
+    """
+    shards = sorted({p.name for p in files.values()})
+    where = directory / shards[0] if len(shards) == 1 else directory
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ValueError(f"{where}: {len(missing)} weight tensor(s) missing: {', '.join(missing[:5])}"
+                         + (" ..." if len(missing) > 5 else ""))
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        shown = ", ".join(f"{n} (in {files[n].name})" if n in files else n for n in unexpected[:5])
+        raise ValueError(f"{where}: {len(unexpected)} unexpected weight tensor(s) for config.json's "
+                         f"architecture: {shown}" + (" ..." if len(unexpected) > 5 else ""))
+    mismatched = sorted(info.get("mismatched_keys") or (), key=str)
+    if mismatched:
+        name, stored, expected = mismatched[0]
+        shard = directory / files[name].name if name in files else where
+        raise ValueError(f"{shard}: {name}: shape {tuple(stored)} but config.json implies {tuple(expected)}"
+                         + (f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""))
 
 
 def save(model: DiffusionLM, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
@@ -153,7 +258,11 @@ def save(model: DiffusionLM, directory: str | Path, state_dict: dict[str, torch.
         "logits_shift": model.logits_shift,
         "chat_template": model.chat_template,
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    # Written last and atomically: a folder cut short (full disk, kill) has no diffusion.json, and
+    # loading it says so instead of reading a torn file.
+    tmp = out / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, out / META_FILE)
     return out
 
 
@@ -171,7 +280,7 @@ def checkpoint_fingerprint(name_or_path: str | Path) -> str:
     """
     import hashlib
 
-    directory = model_dir(name_or_path)
+    directory = existing_model_dir(name_or_path)
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{directory}: no *.safetensors weight files")

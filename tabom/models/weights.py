@@ -45,15 +45,29 @@ def config_error(path: Path, field: str, message: str) -> ValueError:
     return ValueError(f"{path}:{lineno}: {field}: {message}")
 
 
+@contextlib.contextmanager
+def open_shard(path: Path) -> Iterator[object]:
+    """``safe_open(path)`` on the CPU; a corrupt or truncated file raises ValueError naming it.
+
+    safetensors' own error (``SafetensorError: Error while deserializing header: header too
+    large``) says what is wrong but not in which file; a sharded checkpoint has dozens.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            yield f
+    except SafetensorError as exc:
+        raise ValueError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+
+
 def weight_files(directory: Path) -> dict[str, Path]:
     """Map every stored tensor name to the safetensors file that holds it.
 
     Reads `model.safetensors.index.json` when present (every shard it names must exist), else
     `model.safetensors`, else any `*.safetensors` in the folder. Refuses folders that only hold
-    PyTorch pickles.
+    PyTorch pickles. Every file's header is read, so a corrupt or truncated one is named here.
     """
-    from safetensors import safe_open
-
     index = directory / INDEX_FILE
     if index.exists():
         weight_map = read_json(index).get("weight_map")
@@ -80,8 +94,8 @@ def weight_files(directory: Path) -> dict[str, Path]:
         raise FileNotFoundError(f"{directory}: no {SINGLE_FILE} or {INDEX_FILE} (no weights to load)")
     files: dict[str, Path] = {}
     for shard in shards:
-        with safe_open(str(shard), framework="pt", device="cpu") as f:
-            for name in f.keys():
+        with open_shard(shard) as f:
+            for name in f.keys():  # type: ignore[attr-defined]
                 files[name] = shard
     return files
 
@@ -164,8 +178,6 @@ def load_weights(
     Returns:
         The device plan used ({prefix: device}); dispatch the model with it if it spans devices.
     """
-    from safetensors import safe_open
-
     files = weight_files(directory)
     params = dict(model.named_parameters())
     for stored, target in mapping.items():
@@ -191,10 +203,10 @@ def load_weights(
     for name, shard in files.items():
         by_file[shard].append(name)
     for shard, names in sorted(by_file.items()):
-        with safe_open(str(shard), framework="pt", device="cpu") as f:
+        with open_shard(shard) as f:
             for stored in sorted(names):
                 target = mapping[stored]
-                tensor = f.get_tensor(stored)
+                tensor = f.get_tensor(stored)  # type: ignore[attr-defined]
                 expected = tuple(params[target].shape)
                 if tuple(tensor.shape) != expected:
                     raise ValueError(

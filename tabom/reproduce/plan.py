@@ -224,16 +224,25 @@ def make_plan(
     3-hour budget on 2 CPU cores: 48 training runs and 83 evaluations of 6 families (see
     docs/reproduce.md for the arithmetic); on a GPU raise --n-eval and --n-train.
     """
+    if domains is not None and not domains:
+        raise ValueError("domains: empty (give math, code or both, comma-separated)")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"seeds: must be >= 1, got {seeds}")
     doms = domains or (("math",) if quick else DOMAINS)
     first = doms[0]
+
+    def given(value: int | None, quick_default: int, full_default: int) -> int:
+        # `is None`, not `or`: an explicit 0 is an error for Plan to report, never the default.
+        return value if value is not None else (quick_default if quick else full_default)
+
     return Plan(
         model=model,
         domains=tuple(doms),
-        seeds=tuple(range(seeds if seeds is not None else (1 if quick else 3))),
-        n_train=n_train or (64 if quick else 500),
-        n_eval=n_eval or (16 if quick else 36),
-        n_tds=n_tds or (8 if quick else 16),
-        train_steps=train_steps if train_steps is not None else (50 if quick else 150),
+        seeds=tuple(range(given(seeds, 1, 3))),
+        n_train=given(n_train, 64, 500),
+        n_eval=given(n_eval, 16, 36),
+        n_tds=given(n_tds, 8, 16),
+        train_steps=given(train_steps, 50, 150),
         gen_length=gen_length,
         decode_batch=decode_batch,
         ablation_domain="math" if "math" in doms else first,

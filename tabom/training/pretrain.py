@@ -92,16 +92,55 @@ class PretrainConfig:
     model of seed `seed`; the optimizer, data order and schedule start anew."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.gen_length < 2 or self.drill < 0:
-            raise ValueError("steps, batch_size must be >= 1, gen_length >= 2, drill >= 0")
+        for name, least in (("steps", 1), ("batch_size", 1), ("gen_length", 2), ("n_per_family", 1),
+                            ("warmup", 0), ("drill", 0), ("drill_lines", 1), ("threads", 0), ("save_every", 0)):
+            _check_int(name, getattr(self, name), least)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"lr: must be a finite number >= 0, got {self.lr!r}")  # 0: weights kept
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: must be a finite number >= 0, got {self.weight_decay!r}")
+        check_model_shape(self.model)
         if self.init is not None and self.model:
             raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(f"precision: expected fp32, bf16 or auto, got {self.precision!r}")
-        if self.drill_lines < 1:
-            raise ValueError(f"drill_lines: must be >= 1, got {self.drill_lines}")
         if self.drill_only and self.drill == 0:
             raise ValueError("drill_only: needs drill > 0 (the number of drill pairs to train on)")
+
+
+def _check_int(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name}: must be an integer >= {least}, got {value!r}")
+
+
+def check_model_shape(shape: dict) -> None:
+    """Check `PretrainConfig.model` (overrides of `TinyConfig`) before anything is built.
+
+    Raises ValueError naming the field: an unknown field, a size or count below 1, a hidden size
+    that the attention heads do not divide into an even head width (rotary embeddings rotate
+    pairs), or key/value heads that do not divide the attention heads.
+    """
+    from dataclasses import fields
+
+    from tabom.models.tiny import TinyConfig
+
+    known = {f.name: f.default for f in fields(TinyConfig)}
+    for name, value in shape.items():
+        if name not in known:
+            raise ValueError(f"model: {name}: unknown field (known: {', '.join(known)})")
+        if name == "rope_theta":
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"model: rope_theta: must be a finite number > 0, got {value!r}")
+        else:
+            _check_int(f"model: {name}", value, 1)
+    full = {**known, **shape}
+    hidden, heads, kv = full["hidden_size"], full["num_attention_heads"], full["num_key_value_heads"]
+    if hidden % heads or (hidden // heads) % 2:
+        raise ValueError(f"model: hidden_size {hidden} must be {heads} heads x an even head width "
+                         f"(--hidden-size a multiple of {2 * heads})")
+    if heads % kv:
+        raise ValueError(f"model: num_key_value_heads {kv} must divide num_attention_heads {heads}")
 
 
 def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
@@ -285,6 +324,22 @@ def _as_tuple(value: object) -> object:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+RUN_FILES = ("pretrain_log.jsonl", "pretrain_config.json", "model.safetensors", RESUME_DIR)
+"""What a folder holds once `pretrain` has run in it (any one of them)."""
+
+
+def check_fresh_out(out: Path) -> None:
+    """Refuse to start a fresh run in a folder that holds a run already (its log and weights
+    would be appended to and replaced): FileExistsError saying to pass --resume or another --out.
+    A file where the folder should be is refused too."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder; choose another --out")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise FileExistsError(f"{out}: already holds a pretraining run ({', '.join(found)}); pass --resume "
+                              "to continue or extend it, or choose another --out")
+
+
 def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -> DiffusionLM:
     """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model.
 
@@ -298,7 +353,11 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     from tabom.progress import progress_bar
     from tabom.training.build import resolve_precision
     from tabom.training.logger import truncate_step_log
+    from tabom.models.loading import check_device
 
+    check_device(cfg.device)
+    if not resume:
+        check_fresh_out(Path(cfg.out))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -314,6 +373,9 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     device_type = torch.device(cfg.device).type
     bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
     pairs = training_pairs(model, cfg)
+    if cfg.batch_size > len(pairs):
+        raise ValueError(f"batch_size: {cfg.batch_size} is more than the {len(pairs)} training examples "
+                         "(n_per_family per family, plus drill); lower it or raise n_per_family")
     answer_groups: list[list[int]] = []
     if cfg.group_numbers:
         digits = digit_token_ids(model)
