@@ -205,7 +205,8 @@ def release_trajectory(obj: Any, model: Any, gen_length: int, path: str = "<memo
     """A release line as a full tabom `Trajectory` for `model` (a `DiffusionLM`), G = `gen_length`.
 
     Raises `TrajectoryError` when `decoding_order` differs in length from the tokenized response,
-    or the response does not fit `gen_length` (None instead with `drop_long`).
+    a given response id is outside the model's vocabulary, or the response does not fit
+    `gen_length` (None instead with `drop_long`).
     """
     rec = parse_release(obj, path, lineno)
     ids = rec.response_token_ids
@@ -213,6 +214,11 @@ def release_trajectory(obj: Any, model: Any, gen_length: int, path: str = "<memo
         ids = [int(i) for i in model.tokenizer.encode(rec.response, add_special_tokens=False)]
         if not ids:
             ids = [int(model.eos_token_id)]
+    vocab = getattr(model, "vocab_size", None)
+    outside = next((i for i in ids if vocab is not None and i >= vocab), None)
+    if outside is not None:
+        raise TrajectoryError(str(path), lineno, "response_token_ids",
+                              f"id {outside} is outside the model's vocabulary of {vocab}")
     order = rec.decoding_order
     if order is None:
         order = list(range(len(ids)))

@@ -135,3 +135,19 @@ def test_benchmarks_read_a_datasets_save_folder(tmp_path: Path) -> None:
         from_jsonl = load_benchmark(f"{name}={write_jsonl(tmp_path / f'{name}.jsonl', rows)}").items()
         assert [(i.id, i.prompt, i.answer) for i in from_folder] == [(i.id, i.prompt, i.answer) for i in from_jsonl], name
     assert len(list(read_table(tmp_path / "gsm8k", split="train"))) == 1
+
+
+def test_generate_decodes_a_published_parquet(tmp_path: Path) -> None:
+    """`tabom generate --prompts FILE.parquet` with the tiny model: one trajectory per row, with the
+    row's id, prompt and data source, verified against `target` (`correct` true or false)."""
+    from tabom.cli import app
+
+    src = write("parquet", PRM, tmp_path / "prm.parquet")
+    out = tmp_path / "t.jsonl"
+    res = CliRunner().invoke(app, ["generate", "--model", "tiny", "--prompts", str(src), "--out", str(out),
+                                   "--gen-length", "8", "--steps", "8", "--keep", "all", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["prompt"], r["data_source"]) for r in rows] == [
+        (f"prm12k-{100 + i}", f"What is {i} + {i}?", "prm12k") for i in range(3)]
+    assert all(isinstance(r["correct"], bool) for r in rows) and [r["answer"] for r in rows] == ["0", "2", "4"]

@@ -113,6 +113,8 @@ def test_release_trajectory_derives_what_training_needs() -> None:
     with pytest.raises(TrajectoryError, match=r"r.jsonl:4: response: \d+ tokens do not fit data.gen_length=2"):
         release_trajectory(obj, model, 2, "r.jsonl", 4)
     assert release_trajectory(obj, model, 2, drop_long=True) is None
+    with pytest.raises(TrajectoryError, match=rf"r.jsonl:5: response_token_ids: id {model.vocab_size} is outside the model's vocabulary"):
+        release_trajectory({"prompt": "p", "response": "r", "response_token_ids": [5, model.vocab_size]}, model, 4, "r.jsonl", 5)
 
 
 def _release_file(path, n: int = 8):
