@@ -49,7 +49,11 @@ def build_model(cfg: TrainConfig) -> DiffusionLM:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model = load(cfg.model, device="cpu", dtype=resolve_dtype(cfg.dtype, device))
     if cfg.gradient_checkpointing:
-        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        newer = getattr(model.backbone, "activation_checkpointing_enable", None)  # transformers >= 5.25
+        if newer is not None:
+            newer({"use_reentrant": False})
+        else:
+            model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.backbone.config.use_cache = False
     if cfg.lora.enabled:
         from tabom.models.adapters import attach_lora

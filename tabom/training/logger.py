@@ -5,8 +5,10 @@
     logger.close()
 
 `metrics.jsonl` gets one JSON object per logged step (`step`, `epoch` and every metric).
-TensorBoard is used when `tensorboard` is in `report_to` and installed (otherwise a one-line
-note); `wandb` must be installed when asked for. On resume, :func:`truncate_metrics` drops the
+TensorBoard is used when `tensorboard` is in `report_to` and installed (the `tensorboard` extra,
+otherwise a one-line note); `wandb` must be installed when asked for, and its project, entity and
+run name come from the recipe (`wandb_project`, `wandb_entity`, `run_name`; the run name defaults
+to the run folder's name). On resume, :func:`truncate_metrics` drops the
 lines a killed run wrote after the checkpoint being resumed, so the file has one line per step;
 it writes the kept lines to a temporary file, fsyncs it and renames it over the old one, so a kill
 at any moment leaves the old file or the new one, never a half-written one.
@@ -68,7 +70,9 @@ class MetricsLogger:
     """Writes each step's metrics to every sink the run asked for."""
 
     def __init__(self, run_dir: Path, report_to: list[str], enabled: bool = True,
-                 console: bool = True, config: dict[str, Any] | None = None) -> None:
+                 console: bool = True, config: dict[str, Any] | None = None,
+                 wandb_project: str = "tabom", wandb_entity: str | None = None,
+                 run_name: str | None = None) -> None:
         self.enabled = enabled
         self.console = None
         self.tb = None
@@ -94,7 +98,8 @@ class MetricsLogger:
                 import wandb
             except ImportError:
                 raise ImportError("report_to: wandb is not installed (pip install wandb)") from None
-            self.wandb = wandb.init(project="tabom", name=run_dir.name, dir=str(run_dir), config=config)
+            self.wandb = wandb.init(project=wandb_project, entity=wandb_entity, name=run_name or run_dir.name,
+                                    dir=str(run_dir), config=config)
 
     def note(self, text: str) -> None:
         """A line of text on the console (main process only)."""

@@ -218,6 +218,9 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
 
     from tabom.objectives import get_objective
 
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # a second train() in this process may ask for another precision
     acc = Accelerator(mixed_precision=resolve_precision(cfg.precision), cpu=not torch.cuda.is_available())
     rank, world = acc.process_index, acc.num_processes
     run_dir = Path(cfg.out)
@@ -288,7 +291,8 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
         (run_dir / "recipe.yaml").write_text(to_yaml(cfg))
         truncate_metrics(run_dir, pos.step)  # lines a killed run wrote after its last checkpoint
     logger = MetricsLogger(run_dir, cfg.report_to, enabled=acc.is_main_process, console=console,
-                           config=to_dict(cfg))
+                           config=to_dict(cfg), wandb_project=cfg.wandb_project,
+                           wandb_entity=cfg.wandb_entity, run_name=cfg.run_name)
     with contextlib.closing(logger):  # closed on an error too
         n_train = sum(p.numel() for p in params)
         logger.note(
