@@ -101,7 +101,7 @@ def build_dream_checkpoint(
         "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
         "auto_map": {"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]},
         "bos_token": "<|beginoftext|>", "chat_template": DREAM_TEMPLATE, "clean_up_tokenization_spaces": False,
-        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|mask|>", "model_max_length": 64,
+        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|mask|>", "model_max_length": 512,
         "pad_token": "<|endoftext|>", "split_special_tokens": False, "tokenizer_class": "DreamTokenizer",
         "unk_token": None,
     }, indent=2))
@@ -112,7 +112,7 @@ def build_dream_checkpoint(
         "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
         "bos_token_id": ids["<|beginoftext|>"], "eos_token_id": ids["<|endoftext|>"],
         "hidden_act": "silu", "hidden_size": hidden, "initializer_range": 0.02, "intermediate_size": inter,
-        "mask_token_id": ids["<|mask|>"], "max_position_embeddings": 64, "max_window_layers": layers,
+        "mask_token_id": ids["<|mask|>"], "max_position_embeddings": 512, "max_window_layers": layers,
         "model_type": "Dream", "num_attention_heads": heads, "num_hidden_layers": layers,
         "num_key_value_heads": kv_heads, "pad_token_id": ids["<|endoftext|>"], "rms_norm_eps": 1e-06,
         "rope_scaling": None, "rope_theta": 1000000.0, "sliding_window": None, "tie_word_embeddings": False,
@@ -157,7 +157,7 @@ def build_llada_checkpoint(
     ids = {s: tok.token_to_id(s) for s in LLADA_SPECIALS}
     (directory / "tokenizer_config.json").write_text(json.dumps({
         "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "chat_template": LLADA_TEMPLATE,
-        "clean_up_tokenization_spaces": False, "model_max_length": 64, "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False, "model_max_length": 512, "tokenizer_class": "PreTrainedTokenizerFast",
     }, indent=2))
     d_model, heads, mlp, layers, vocab, embedding = 32, 4, 48, 2, 310, 320
     config = {
@@ -173,7 +173,7 @@ def build_llada_checkpoint(
         "flash_attention": False, "include_bias": False, "include_qkv_bias": False, "init_cutoff_factor": None,
         "init_device": "meta", "init_fn": "mitchell", "init_std": 0.02, "input_emb_norm": False,
         "layer_norm_type": "rms", "layer_norm_with_affine": True, "mask_token_id": ids["<|mdm_mask|>"],
-        "max_sequence_length": 64, "mlp_hidden_size": mlp, "mlp_ratio": 4, "model_type": "llada",
+        "max_sequence_length": 512, "mlp_hidden_size": mlp, "mlp_ratio": 4, "model_type": "llada",
         "multi_query_attention": None, "n_heads": heads, "n_kv_heads": kv_heads, "n_layers": layers,
         "pad_token_id": ids["<|endoftext|>"], "precision": "amp_bf16", "residual_dropout": 0.0,
         "rms_norm_eps": 1e-05, "rope": True, "rope_full_precision": True, "rope_theta": 500000.0,
