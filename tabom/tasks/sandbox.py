@@ -13,9 +13,10 @@ features is needed: system calls through ctypes). What the program gets:
 - no capabilities, ``no_new_privs``, and user 65534 (nobody) when tabom runs as root (which
   needs ``CAP_SYS_ADMIN``); as another user, root of a new user namespace mapped to that user
   alone (capabilities dropped all the same);
-- a minimal environment (``PATH``, ``LANG``, ``HOME=/sandbox``, ``TMPDIR=/tmp``);
+- a minimal environment (``PATH``, ``LANG``, ``HOME=/sandbox``, ``TMPDIR=/tmp``, thread counts 1);
+- ``python -I -S -B`` with the site-packages directories on ``sys.path`` (no ``.pth`` hooks);
 - resource limits (address space ``memory_mb``, CPU seconds, 1 MiB per file, which also caps
-  stdout/stderr, no new processes, no core files) and an audit-hook guard refusing process
+  stdout/stderr, no new processes or threads, no core files) and an audit-hook guard refusing process
   creation, sockets, ctypes and writes outside its directory: defence in depth only, the
   boundary above does not rely on them.
 
@@ -35,7 +36,9 @@ import marshal
 import math
 import os
 import shutil
+import select
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 MAX_OUTPUT_BYTES = 1 << 20  # stdout/stderr beyond this kill the child (RLIMIT_FSIZE)
 RETURN_OUTPUT_CHARS = 64 * 1024  # at most this much of each stream is returned
@@ -53,9 +57,11 @@ WORKDIR = "/sandbox"  # the program's working directory inside the sandbox
 DISK_MB = 64  # size of each of the program's tmpfs mounts (/sandbox and /tmp)
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
                 "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
-                "/etc/nsswitch.conf", "/etc/hosts")
+                "/etc/nsswitch.conf", "/etc/hosts", "/etc/alternatives")
 _LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_launch.py")
-_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": WORKDIR, "TMPDIR": "/tmp"}
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": WORKDIR, "TMPDIR": "/tmp",
+        # no threads (RLIMIT_NPROC 0 counts them): numerical libraries must not start a pool
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 _BACKSTOP_S = 30.0  # extra seconds the launcher gets (setup, teardown) before it is killed itself
 
 _GUARD = r'''
@@ -102,15 +108,34 @@ for _name in ("fork", "forkpty", "system", "popen", "execv", "execve", "execvp",
               "posix_spawn", "posix_spawnp", "kill", "killpg", "setsid"):
     if hasattr(_os, _name):
         setattr(_os, _name, _blocked)
-import subprocess as _sp, socket as _so, _socket
-_sp.Popen = _sp.run = _sp.call = _sp.check_call = _sp.check_output = _blocked
-_so.socket = _so.create_connection = _so.socketpair = _so.fromfd = _blocked
-_socket.socket = _blocked
-del _name, _sp, _so, _socket
+del _name
+#UNCONFINED
 _src = open("main.py", encoding="utf-8").read()
 _g = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
 exec(compile(_src, "main.py", "exec"), _g)
 '''
+# Unconfined runs only (the hook refuses these events anyway; importing them costs start-up time)
+_UNCONFINED_EXTRA = """import subprocess as _sp, socket as _so, _socket
+_sp.Popen = _sp.run = _sp.call = _sp.check_call = _sp.check_output = _blocked
+_so.socket = _so.create_connection = _so.socketpair = _so.fromfd = _blocked
+_socket.socket = _blocked
+del _sp, _so, _socket
+"""
+# Isolated runs start Python with -S (no site: .pth hooks cost start-up time and would run from the
+# read-only installation anyway): the site-packages directories go on the path, and exit()/quit().
+_ISOLATED_PRELUDE = """import sys as _s, builtins as _b
+_s.path.extend({site!r})
+_b.exit = _b.quit = _s.exit
+del _s, _b
+"""
+
+
+def _guard(isolated: bool) -> str:
+    """The guard prelude's source for an isolated or an unconfined run."""
+    if isolated:
+        site_dirs = [p for p in site.getsitepackages() if os.path.isdir(p)]
+        return _ISOLATED_PRELUDE.format(site=site_dirs) + _GUARD.replace("#UNCONFINED\n", "")
+    return _GUARD.replace("#UNCONFINED\n", _UNCONFINED_EXTRA)
 
 
 class SandboxUnavailableError(ValueError):
@@ -156,9 +181,10 @@ def readable_paths() -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def _read_capped(fh: "os.PathLike[str] | object") -> str:
-    fh.seek(0)  # type: ignore[attr-defined]
-    return fh.read(RETURN_OUTPUT_CHARS).decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+def _read_capped(fh: BinaryIO) -> str:
+    """At most ``RETURN_OUTPUT_CHARS`` bytes of an output file, read through tabom's own descriptor."""
+    fh.seek(0)
+    return fh.read(RETURN_OUTPUT_CHARS).decode("utf-8", errors="replace")
 
 
 def _limits(timeout_s: float, memory_mb: int, processes: int) -> dict[str, int]:
@@ -167,13 +193,32 @@ def _limits(timeout_s: float, memory_mb: int, processes: int) -> dict[str, int]:
             "FSIZE": MAX_OUTPUT_BYTES, "NPROC": processes, "CORE": 0}
 
 
+def _wait_exit(proc: "subprocess.Popen[bytes]", timeout_s: float) -> bool:
+    """Wait for ``proc`` to exit (not reaped) at most ``timeout_s``; True when it did.
+
+    A pidfd wakes up the moment it exits (``Popen.wait(timeout)`` polls, up to 50 ms late).
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # a kernel before 5.3
+        try:
+            proc.wait(timeout=timeout_s)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([pidfd], [], [], max(timeout_s, 0.0))[0])
+    finally:
+        os.close(pidfd)
+
+
 def _launch(code: str, stdin: str, timeout_s: float, memory_mb: int, *, user_ns: bool,
             guard: bool = True) -> SandboxResult:
     """One isolated run through the launcher. ``guard=False`` drops the defence in depth (no audit
     hook, 64 processes allowed) so tests can show that the namespaces alone contain a program."""
     limits = _limits(timeout_s, memory_mb, 0 if guard else 64)
     if guard:
-        argv = [sys.executable, "-I", "-B", "-c", _GUARD, *(str(v) for v in limits.values()), "/tmp"]
+        argv = [sys.executable, "-I", "-S", "-B", "-c", _guard(True), *(str(v) for v in limits.values()), "/tmp"]
     else:
         argv = [sys.executable, "-I", "-B", "main.py"]
     host_dir = tempfile.mkdtemp(prefix="tabom_sandbox_")
@@ -196,12 +241,13 @@ def _launch(code: str, stdin: str, timeout_s: float, memory_mb: int, *, user_ns:
             proc = subprocess.Popen(cmd, cwd=host_dir, env=_ENV, stdin=fin, stdout=fout, stderr=ferr,
                                     start_new_session=True, close_fds=True)
             try:
-                proc.wait(timeout=timeout_s + _BACKSTOP_S)
-            except BaseException:  # the backstop, or Ctrl-C: the program has a parent-death SIGKILL
+                if not _wait_exit(proc, timeout_s + _BACKSTOP_S):
+                    _kill_group(proc.pid)  # the backstop: the program goes with the launcher
+            except BaseException:  # Ctrl-C: the program has a parent-death SIGKILL
                 _kill_group(proc.pid)  # and goes with the launcher
+                raise
+            finally:
                 proc.wait()
-                if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
-                    raise
             stdout, stderr = _read_capped(fout), _read_capped(ferr)
         try:
             with open(os.path.join(host_dir, "status"), "rb") as fh:
@@ -280,7 +326,7 @@ def _run_unconfined(code: str, stdin: str, timeout_s: float, memory_mb: int) -> 
         with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
             fin.write(stdin.encode("utf-8"))
             fin.seek(0)
-            proc = subprocess.Popen([sys.executable, "-I", "-B", "-c", _GUARD, *limits], cwd=workdir,
+            proc = subprocess.Popen([sys.executable, "-I", "-B", "-c", _guard(False), *limits], cwd=workdir,
                                     env={**_ENV, "HOME": workdir, "TMPDIR": workdir}, stdin=fin, stdout=fout,
                                     stderr=ferr, start_new_session=True, close_fds=True)
             try:

@@ -105,6 +105,13 @@ def test_endless_output_is_capped() -> None:
     assert not r.ok and len(r.stdout) <= 64 * 1024
 
 
+def test_installed_packages_import_and_exit_works() -> None:
+    """The program's Python starts without site (-S): site-packages are on the path all the same,
+    and ``exit(n)`` ends it with status n."""
+    r = run_python("import sys\nprint(any(p.endswith('-packages') for p in sys.path))\nexit(3)", timeout_s=10.0)
+    assert r.stdout == "True\n" and r.returncode == 3 and r.stderr == ""
+
+
 def test_run_many_keeps_order() -> None:
     results = run_many([f"print({i})" for i in range(4)], workers=2)
     assert [r.stdout for r in results] == ["0\n", "1\n", "2\n", "3\n"]
