@@ -50,7 +50,7 @@ from tabom.training.data import (
     rank_batches,
     to_device,
 )
-from tabom.training import parallel
+from tabom.training import memory, parallel
 from tabom.training.logger import MetricsLogger, truncate_metrics
 from tabom.training.sampling import train_order
 from tabom.training.step import ReferenceFn, loss_step, reference_from_context
@@ -302,6 +302,9 @@ def _train(cfg: TrainConfig, resume: bool, console: bool) -> Path:
         note_global_batch(logger, world, cfg)
         if parallel.mode_note(cfg.parallel, world):
             logger.note(parallel.mode_note(cfg.parallel, world) or "")
+        logger.note(memory.run_note(base, lora=cfg.lora.enabled, mode=mode, world=world,
+                                    checkpointing=cfg.gradient_checkpointing, rows=cfg.batch_size,
+                                    seq_len=max(lengths), supervised=cfg.data.gen_length))
 
         # 3. the loop
         model.train()
