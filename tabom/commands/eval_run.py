@@ -29,8 +29,12 @@ def eval_best_of_run(
     progress: bool,
     extra_settings: dict[str, Any],
     load_kwargs: dict[str, Any],
+    shard: Any = None,
 ) -> Any:
-    """Choose the best checkpoint of ``run`` on validation and evaluate test there; writes OUT; returns it."""
+    """Choose the best checkpoint of ``run`` on validation and evaluate test there; writes OUT; returns it.
+
+    Under torchrun (``shard``) every rank evaluates its share of each checkpoint's problems and
+    every rank sees the same gathered reports, so all choose the same checkpoint; rank 0 writes."""
     from tabom.commands.evaluate import print_report  # noqa: PLC0415
     from tabom.eval.best_epoch import best_of_epochs, run_checkpoints  # noqa: PLC0415
     from tabom.eval.evaluate import evaluate  # noqa: PLC0415
@@ -55,9 +59,12 @@ def eval_best_of_run(
     def evaluate_fn(lm: Any, split: str) -> Any:
         chosen_sources = val_sources if split == "val" else sources
         return evaluate(lm, chosen_sources, settings, limit=limit, split=split, progress=progress,
-                        extra_settings=extra_settings | {"run": str(run)})
+                        extra_settings=extra_settings | {"run": str(run)}, shard=shard)
 
-    result = best_of_epochs(load, checkpoints, evaluate_fn, echo=typer.echo)
+    main = shard is None or shard.is_main
+    result = best_of_epochs(load, checkpoints, evaluate_fn, echo=typer.echo if main else (lambda _line: None))
+    if not main:  # every rank took part in every evaluation; rank 0 writes
+        return result
     folder = out or Path("runs/eval") / Path(run).resolve().name
     for name, report in result.val_reports.items():
         write_json(folder / "val" / f"{name}.json", report.to_json())

@@ -80,6 +80,7 @@ def eval_command(
     from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
     from tabom.eval.protocol import protocol_for  # noqa: PLC0415
+    from tabom.eval.sharding import Shard  # noqa: PLC0415
     from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
     from tabom.outputs import JsonlLog, check_output_dir, write_text_atomic  # noqa: PLC0415
 
@@ -91,6 +92,8 @@ def eval_command(
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
     if out is not None:
         check_output_dir(out)  # before any model is loaded
+    shard = Shard.from_env()  # under torchrun / accelerate launch: this process's share of the problems
+    device = device or shard.device()
     if run is not None:
         from tabom.commands.eval_run import eval_best_of_run  # noqa: PLC0415
 
@@ -98,17 +101,20 @@ def eval_command(
                          resolve_kwargs={"timeout_s": sandbox_timeout, "memory_mb": sandbox_memory_mb,
                                          "protocol": chosen},
                          extra_settings={"preset": preset, "base_model": model, "protocol": chosen},
-                         load_kwargs={"device": device, "dtype": dtype})
+                         load_kwargs={"device": device, "dtype": dtype}, shard=shard)
         return
     lm = load_eval_model(model, adapter, device=device, dtype=dtype)
     folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
     check_output_dir(folder)
+    extra = {"preset": preset, "adapter": adapter, "base_model": model, "protocol": chosen}
+    if not shard.is_main:  # ranks > 0 decode their share; rank 0 gathers and writes
+        evaluate(lm, sources, settings, limit=limit, split=split, progress=False, extra_settings=extra, shard=shard)
+        return
     partial = folder / "samples.partial.jsonl"  # every scored batch lands here at once
     with JsonlLog(partial) as log:
         report = evaluate(lm, sources, settings, limit=limit, split=split, progress=progress,
-                          extra_settings={"preset": preset, "adapter": adapter, "base_model": model,
-                                          "protocol": chosen},
-                          on_batch=lambda batch: log.write(asdict(s) for s in batch))
+                          extra_settings=extra, on_batch=lambda batch: log.write(asdict(s) for s in batch),
+                          shard=shard)
         log.write([])  # an evaluation of no problems still leaves an (empty) samples file
     print_report(report)
     path = write_text_atomic(folder / "results.json", json.dumps(report.to_json(), indent=1) + "\n")

@@ -42,7 +42,8 @@ def tds(
     adapter: Optional[str] = typer.Option(None, help="Adapter applied on --model (without --compare)."),
     tasks: Optional[str] = typer.Option(None, help="Task families or benchmarks (name=path) giving prompts."),
     prompts: Optional[Path] = typer.Option(None, help="A prompt JSONL file instead of --tasks."),
-    n: int = typer.Option(64, help="Trajectories per model (the paper uses 64)."),
+    n: int = typer.Option(64, "--n", "--n-prompts", help="Trajectories per model (the paper uses 64); "
+                                                          "--n-prompts under torchrun, whose parser takes --n as its own."),
     compare: Optional[list[str]] = typer.Option(
         None, help="label=model_or_adapter; repeat, or list several after one flag."),
     preset: Optional[str] = typer.Option(None, help="Decoding preset (Table 8), e.g. dream-mbpp."),
@@ -63,6 +64,7 @@ def tds(
     from tabom.eval.evaluate import DecodeSettings  # noqa: PLC0415
     from tabom.eval.model_spec import ModelSpec, load_eval_model, parse_compare  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
+    from tabom.eval.sharding import Shard  # noqa: PLC0415
     from tabom.eval.tds import plot_curves, run_tds, write_csv  # noqa: PLC0415
     from tabom.outputs import check_output_dir, write_text_atomic  # noqa: PLC0415
 
@@ -74,17 +76,24 @@ def tds(
                  "temperature": temperature, "batch_size": batch_size, "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     settings.strategy = None  # each model's default strategy, as the paper measures TDS
+    shard = Shard.from_env()  # under torchrun / accelerate launch: each rank decodes its share
+    device = device or shard.device()
     results = []
     for spec in specs:
         lm = load_eval_model(spec.model, spec.adapter, device=device, dtype=dtype)
-        results.append(run_tds(lm, texts, settings, label=spec.label, progress=True, where=where))
+        results.append(run_tds(lm, texts, settings, label=spec.label, progress=shard.world == 1, where=where,
+                               shard=shard))
         del lm
+        if not shard.is_main:  # rank 0 writes
+            continue
         out.mkdir(parents=True, exist_ok=True)
         # after each model, so a crash keeps the models done (each file replaced atomically)
         write_csv(results, out / "tds.csv")
         summary = {r.label: {"tds": r.scalar, "model": s.description, "n": r.n, "settings": r.settings}
                    for r, s in zip(results, specs)}
         write_text_atomic(out / "tds.json", json.dumps(summary, indent=1) + "\n")
+    if not shard.is_main:
+        return
     plot_curves(results, out / "tds.png", title=f"TDS ({len(texts)} trajectories)")
     table = Table(title=f"Trajectory Discrimination Score ({len(texts)} prompts)")
     table.add_column("model")

@@ -123,6 +123,26 @@ def _check_prompts_fit(model: Any, loaded: Sequence[tuple[TaskSource, Sequence[A
             check_prompt_fits(model, n, gen_length, f"task {source.name} problem {item.id}")
 
 
+def _my_batches(model: Any, items: Sequence[Any], batch_size: int, shard: Any, encode: bool) -> list[list[int]]:
+    """This rank's batches (lists of indices into ``items``), each exactly a batch one process decodes.
+
+    One process cuts ``items`` into consecutive batches of ``batch_size``; with several processes
+    the same batches are dealt out whole, balanced by their prompts' total length (tokens, or
+    characters for stand-in decoders), so every batch is decoded with the same rows, padding and
+    noise as in one process and the outputs are identical. With fewer batches than processes the
+    problems are cut into one batch per process instead.
+    """
+    n = len(items)
+    size = batch_size if shard.world == 1 or -(-n // batch_size) >= shard.world else -(-n // shard.world)
+    batches = [list(range(lo, min(n, lo + size))) for lo in range(0, n, size)]
+    if shard.world == 1:
+        return batches
+    from tabom.eval.protocol import encode_eval_prompt  # noqa: PLC0415
+
+    lengths = [len(encode_eval_prompt(model, i.prompt)) if encode else len(str(i.prompt)) for i in items]
+    return [batches[b] for b in shard.take([sum(lengths[i] for i in batch) for batch in batches])]
+
+
 def evaluate(
     model: Any,
     tasks: Sequence[str | TaskSource] | str,
@@ -134,6 +154,7 @@ def evaluate(
     decode_fn: DecodeFn | None = None,
     extra_settings: dict[str, Any] | None = None,
     on_batch: Callable[[list[Sample]], None] | None = None,
+    shard: Any = None,
 ) -> EvalReport:
     """Decode and score up to ``limit`` problems of each task (None: the whole benchmark file).
 
@@ -144,14 +165,20 @@ def evaluate(
         decode_fn: ``(model, prompts, settings, generator) -> (texts, steps)``; default the engine.
         extra_settings: recorded beside the settings (e.g. the preset's name, the adapter).
         on_batch: called with each batch's samples as soon as they are scored (`tabom eval`
-            appends them to its samples file, so a crash keeps every finished batch).
+            appends them to its samples file, so a crash keeps every finished batch). With
+            several processes rank 0 calls it once per task, with every rank's samples in order.
+        shard: a :class:`tabom.eval.sharding.Shard` (None: one process). Under torchrun each
+            rank decodes and scores its length-balanced share of every task; every rank returns
+            the whole report, samples in problem order, as one process would.
 
     Every task's problems are loaded, and (when decoding with the engine) every prompt is checked
     against the model's positions, before the first batch is decoded: a prompt too long raises
     `ValueError` naming the task and problem.
     """
+    from tabom.eval.sharding import Shard, merge_in_order  # noqa: PLC0415
     from tabom.progress import progress_bar  # noqa: PLC0415
 
+    shard = shard or Shard()
     decode = decode_fn or decode_texts
     settings = (settings or DecodeSettings()).resolved(model)
     if isinstance(tasks, str):
@@ -164,25 +191,38 @@ def evaluate(
     loaded = [(source, source.load(limit, split, settings.seed)) for source in sources]
     if decode_fn is None:
         _check_prompts_fit(model, loaded, int(settings.gen_length or 0))
-    with progress_bar(enabled=progress) as bar:
-        for source, items in loaded:
+    for source, items in loaded:
+        shard.check_fits(len(items), f"task {source.name}")
+    with progress_bar(enabled=progress and shard.is_main) as bar:
+        for source, all_items in loaded:
             report.methods[source.name] = source.method
-            bar_id = bar.add_task(source.name, total=len(items))
-            gen = torch.Generator(device="cpu").manual_seed(settings.seed)
-            right = 0
-            for lo in range(0, len(items), settings.batch_size):
-                chunk = items[lo:lo + settings.batch_size]
+            batches = _my_batches(model, all_items, settings.batch_size, shard, decode_fn is None)
+            mine = [i for batch in batches for i in batch]
+            bar_id = bar.add_task(source.name, total=len(mine))
+            right = done = 0
+            scored: list[Sample] = []
+            for batch_indices in batches:
+                chunk = [all_items[i] for i in batch_indices]
+                # the noise of a batch depends on the seed and the batch only, never on the process
+                gen = torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + batch_indices[0])
                 outputs, steps = decode(model, [i.prompt for i in chunk], settings, gen)
                 verdicts = source.score(chunk, outputs)
                 batch = [Sample(task=source.name, id=item.id, prompt=item.prompt, output=output, answer=item.answer,
                                 correct=bool(v.correct), decode_steps=n_steps, extracted=v.extracted,
                                 extra=dict(v.extra))
                          for item, output, n_steps, v in zip(chunk, outputs, steps, verdicts, strict=True)]
-                report.samples.extend(batch)
+                scored.extend(batch)
                 right += sum(s.correct for s in batch)
-                if on_batch is not None:
+                if on_batch is not None and shard.world == 1:
                     on_batch(batch)
-                done = lo + len(chunk)
+                done += len(chunk)
                 bar.update(bar_id, advance=len(chunk), description=f"{source.name} acc {right / done:.3f}")
+            if shard.world == 1:
+                report.samples.extend(scored)
+            else:  # every rank's (problem index, sample), back in problem order
+                merged = merge_in_order(shard.all_gather(list(zip(mine, scored, strict=True))))
+                report.samples.extend(merged)
+                if on_batch is not None and shard.is_main:
+                    on_batch(merged)  # the task's samples in problem order, as one process writes them
     report.seconds = time.time() - start
     return report

@@ -73,13 +73,18 @@ class Shard:
 
     def gather(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` in rank order on rank 0 (None on the others); ``[obj]`` for one process."""
+        out = self.all_gather(obj)
+        return out if self.is_main else None
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` in rank order, on every rank; ``[obj]`` for one process."""
         if self.world == 1:
             return [obj]
         import torch.distributed as dist  # noqa: PLC0415
 
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj)
-        return out if self.is_main else None
+        return out
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""

@@ -45,6 +45,12 @@ def tds_curve(entropy: torch.Tensor, tokens: torch.Tensor, eos_id: int) -> tuple
             f"tds_curve: entropy {tuple(entropy.shape)} and tokens {tuple(tokens.shape)} "
             "do not match (B, S, G) and (B, G)"
         )
+    return tds_reduce(*tds_rows(entropy, tokens, eos_id))
+
+
+def tds_rows(entropy: torch.Tensor, tokens: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per trajectory and step: ``var (B, S)`` float64 (population variance of the counted entropies)
+    and ``counted (B, S)`` bool (at least two positions counted); :func:`tds_curve`'s first half."""
     ent = entropy.to(torch.float64)  # (B, S, G)
     gen = tokens.shape[1]
     is_eos = tokens == eos_id  # (B, G)
@@ -58,6 +64,11 @@ def tds_curve(entropy: torch.Tensor, tokens: torch.Tensor, eos_id: int) -> tuple
     sq = torch.where(valid, (ent - mean.unsqueeze(2)) ** 2, torch.zeros_like(ent))  # (B, S, G)
     var = sq.sum(dim=2) / safe_n  # (B, S) population variance
     counted = n >= 2  # (B, S)
+    return var, counted
+
+
+def tds_reduce(var: torch.Tensor, counted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``var (B, S)`` float64 per-row variances and ``counted (B, S)`` bool -> ``(curve (S,), counts (S,))``."""
     counts = counted.sum(dim=0)  # (S,)
     total = torch.where(counted, var, torch.zeros_like(var)).sum(dim=0)  # (S,)
     curve = torch.where(counts > 0, total / counts.clamp(min=1), torch.full_like(total, float("nan")))
@@ -83,13 +94,18 @@ class TDSResult:
 
 
 def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, progress: bool = False,
-            where: Sequence[str] | None = None) -> TDSResult:
+            where: Sequence[str] | None = None, shard: Any = None) -> TDSResult:
     """Decode ``prompts`` with ``record_entropy`` and the model's default strategy; return its TDS.
 
     ``settings`` is a :class:`tabom.eval.evaluate.DecodeSettings`; its strategy, when None, is the
     model's default (what the paper measures). A prompt that does not fit the model's positions
     with ``gen_length`` raises ``ValueError`` before decoding, naming ``where[i]`` (FILE:LINE or
     the task and problem; default ``prompt i``).
+
+    With ``shard`` (a :class:`tabom.eval.sharding.Shard` of several processes) each rank decodes
+    whole batches of the ones one process decodes (prompts sorted by length, cut by
+    ``batch_size``), the per-row variances are gathered and reduced in prompt order: at
+    temperature 0 every rank returns the one-process result exactly.
     """
     from tabom.decoding import generate  # noqa: PLC0415
     from tabom.trajectories.prompts import check_prompt_fits  # noqa: PLC0415
@@ -99,14 +115,42 @@ def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, pr
     ids = [model.encode_prompt(p) for p in prompts]
     for i, row in enumerate(ids):
         check_prompt_fits(model, len(row), s.gen_length, where[i] if where is not None else f"prompt {i}")
-    result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
-                      strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                      tokens_per_step=s.tokens_per_step, generator=gen, record_entropy=True,
-                      batch_size=s.batch_size, progress=progress)
-    assert result.entropy is not None
-    curve, counts = tds_curve(result.entropy, result.tokens, model.eos_token_id)
+    knobs = {"gen_length": s.gen_length, "steps": s.steps, "block_length": s.block_length, "strategy": s.strategy,
+             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "tokens_per_step": s.tokens_per_step,
+             "record_entropy": True}
+    if shard is not None and shard.world > 1:
+        curve, counts = _sharded_curve(model, ids, knobs, s.batch_size, s.seed, shard)
+    else:
+        result = generate(model, ids, generator=gen, batch_size=s.batch_size, progress=progress, **knobs)
+        assert result.entropy is not None
+        curve, counts = tds_curve(result.entropy, result.tokens, model.eos_token_id)
     return TDSResult(label, [float(x) for x in curve], [int(c) for c in counts], tds_scalar(curve),
                      len(prompts), asdict(s))
+
+
+def _sharded_curve(model: Any, ids: list[list[int]], knobs: dict[str, Any], batch_size: int, seed: int,
+                   shard: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's batches decoded, every rank's per-row (variance, counted) gathered, reduced in order."""
+    from tabom.decoding import generate  # noqa: PLC0415
+    from tabom.eval.sharding import merge_in_order  # noqa: PLC0415
+
+    shard.check_fits(len(ids), "tds prompts")
+    by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # the engine's own batching
+    size = batch_size if -(-len(ids) // batch_size) >= shard.world else -(-len(ids) // shard.world)
+    batches = [by_length[i:i + size] for i in range(0, len(ids), size)]
+    mine = shard.take([sum(len(ids[i]) for i in b) for b in batches])
+    rows: list[tuple[int, tuple[list[float], list[bool]]]] = []
+    for b in mine:
+        gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + batches[b][0])
+        result = generate(model, [ids[i] for i in batches[b]], generator=gen, batch_size=len(batches[b]), **knobs)
+        assert result.entropy is not None
+        var, counted = tds_rows(result.entropy, result.tokens, model.eos_token_id)  # (b, S)
+        rows += [(i, (var[k].tolist(), counted[k].tolist())) for k, i in enumerate(batches[b])]
+    ordered = merge_in_order(shard.all_gather(rows))
+    span = max(len(v) for v, _ in ordered)
+    var = torch.tensor([v + [0.0] * (span - len(v)) for v, _ in ordered], dtype=torch.float64)  # (B, S)
+    counted = torch.tensor([c + [False] * (span - len(c)) for _, c in ordered], dtype=torch.bool)  # (B, S)
+    return tds_reduce(var, counted)
 
 
 def write_csv(results: Sequence[TDSResult], path: str | Path) -> Path:
