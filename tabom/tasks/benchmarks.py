@@ -163,6 +163,8 @@ class Benchmark(ABC):
     name: str = ""
     method: str = ""
     """How correctness is decided, recorded in results."""
+    runs_code: bool = False
+    """Scored by running the outputs in the sandbox (then built only where it can isolate them)."""
 
     def __init__(self, path: str | Path, *, timeout_s: float = 10.0, memory_mb: int = 1024, workers: int = 2,
                  protocol: str = "tabom") -> None:
@@ -176,6 +178,10 @@ class Benchmark(ABC):
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.workers = workers
+        if self.runs_code:  # no isolation for generated code: stop now, not after decoding
+            from tabom.tasks.sandbox import require_isolation  # noqa: PLC0415
+
+            require_isolation()
 
     def items(self, limit: int | None = None) -> list[BenchItem]:
         """The first ``limit`` problems of the file (all when None), in file order."""
@@ -287,6 +293,7 @@ class HumanEval(Benchmark):
     """HumanEval: complete a function; pass@1 by running the record's ``check`` in the sandbox."""
 
     name = "humaneval"
+    runs_code = True
     method = "pass@1: prompt + completion passes check(entry_point) in the sandbox"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:
@@ -322,6 +329,7 @@ class MBPP(Benchmark):
     """MBPP: write code from a description; pass@1 by running ``test_list``'s asserts in the sandbox."""
 
     name = "mbpp"
+    runs_code = True
     method = "pass@1: the code passes every assert of test_list in the sandbox"
 
     def parse(self, record: dict[str, Any], where: str, lineno: int) -> BenchItem:

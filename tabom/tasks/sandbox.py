@@ -360,9 +360,19 @@ def run_python(
         raise ValueError(f"run_python: timeout_s: must be positive, got {timeout_s}")
     if memory_mb < 64:
         raise ValueError(f"run_python: memory_mb: at least 64 is needed to start Python, got {memory_mb}")
-    found = isolation()
+    found = require_isolation()
     if found.available:
         return _launch(code, stdin, timeout_s, memory_mb, user_ns=found.user_ns)
+    return _run_unconfined(code, stdin, timeout_s, memory_mb)
+
+
+def require_isolation() -> Isolation:
+    """:func:`isolation` when programs can be isolated, or when ``TABOM_UNSAFE_UNSANDBOXED=1``
+    (then warned about, once per process); else :class:`SandboxUnavailableError`. Code benchmarks
+    call it when built, so a run stops before decoding rather than at scoring."""
+    found = isolation()
+    if found.available:
+        return found
     if os.environ.get(UNSAFE_ENV) != "1":
         raise SandboxUnavailableError(
             f"sandbox: programs cannot be isolated on this machine ({found.reason}); refusing to run "
@@ -371,8 +381,8 @@ def run_python(
     if not _warned:
         _warned.append(True)
         warnings.warn(f"{UNSAFE_ENV}=1: generated code runs WITHOUT isolation, as this user, with only "
-                      f"resource limits and an audit hook ({found.reason})", RuntimeWarning, stacklevel=2)
-    return _run_unconfined(code, stdin, timeout_s, memory_mb)
+                      f"resource limits and an audit hook ({found.reason})", RuntimeWarning, stacklevel=3)
+    return found
 
 
 def run_many(

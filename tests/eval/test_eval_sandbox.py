@@ -73,10 +73,13 @@ def test_hostile_completions_each_fail_and_run_completes(tmp_path: Path) -> None
 
 
 def test_without_isolation_the_benchmark_refuses_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No isolation, no opt-in: `evaluate` stops with the sandbox's error (the CLI: `error: ...`, exit 2)."""
+    """No isolation, no opt-in: a code benchmark cannot be built (the run stops before decoding), and
+    one built earlier stops `evaluate` at scoring; the CLI prints either as `error: ...`, exit 2."""
+    bench, order, marker = _humaneval(tmp_path)
     monkeypatch.setattr(sandbox, "isolation", lambda: sandbox.Isolation(False, reason="simulated"))
     monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
-    bench, order, marker = _humaneval(tmp_path)
+    with pytest.raises(sandbox.SandboxUnavailableError, match="simulated"):
+        _humaneval(tmp_path)
 
     def stand_in(model: Any, prompts: list[str], settings: Any, gen: Any) -> tuple[list[str], list[int]]:
         return [BODIES[name].replace("MARKER", str(marker)) for name in order[: len(prompts)]], [0] * len(prompts)
