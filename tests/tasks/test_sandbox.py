@@ -158,6 +158,25 @@ def test_unsafe_opt_in_runs_unconfined_with_a_warning(monkeypatch: pytest.Monkey
     assert not run_python("import os\nos.fork()").ok  # and the guard
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping CAP_SYS_ADMIN to test needs root")
+def test_root_without_cap_sys_admin_is_refused_for_real() -> None:
+    """Not simulated: tabom as root without CAP_SYS_ADMIN (a default Docker container) finds no
+    isolation, does not fall back to a user namespace, and refuses; the opt-in runs unconfined."""
+    import subprocess  # noqa: PLC0415
+
+    check = ("from tabom.tasks import sandbox\nprint(sandbox.isolation())\n"
+             "try:\n    sandbox.run_python('print(1)')\nexcept ValueError as exc:\n    print('refused:', exc)\n"
+             "else:\n    print('RAN')\n")
+    cmd = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--", sys.executable, "-c", check]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert "Isolation(available=False" in out and "unshare: Operation not permitted" in out, out
+    assert "refused: sandbox: programs cannot be isolated" in out and "RAN" not in out
+    env = {**os.environ, sandbox.UNSAFE_ENV: "1"}
+    done = subprocess.run(cmd[:-1] + ["from tabom.tasks import sandbox\nprint(sandbox.run_python('print(6*7)').stdout)"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.stdout == "42\n\n" and "WITHOUT isolation" in done.stderr, (done.stdout, done.stderr)
+
+
 def test_a_broken_launcher_makes_isolation_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The probe runs the real launcher: when it cannot set up, detection says so and why."""
     broken = tmp_path / "launch.py"
