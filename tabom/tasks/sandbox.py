@@ -1,8 +1,8 @@
 """Run untrusted Python (model outputs) in an isolated, limited process.
 
-``run_python(code)`` runs ``code`` as ``/sandbox/main.py`` with ``python -I -B`` inside Linux
-namespaces that :mod:`tabom.tasks.sandbox_launch` sets up (no package beyond util-linux's kernel
-features is needed: system calls through ctypes). What the program gets:
+``run_python(code)`` runs ``code`` as ``/sandbox/main.py`` inside Linux namespaces that
+:mod:`tabom.tasks.sandbox_launch` sets up (kernel features only, no package to install: the system
+calls go through ctypes). What the program gets:
 
 - its own PID namespace (it is PID 1; no other process is visible, ``/proc`` is a fresh one for
   that namespace), and every process it starts dies with it at exit or at the timeout;
