@@ -192,3 +192,21 @@ def saved_bytes(model: Any, run: Any) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         run()
     return sum(seen.values())
+
+
+def table_7b(world: int = 8, rows: int = 4, seq_len: int = 512, supervised: int = 256) -> str:
+    """The markdown table of docs/training.md: both 7B shapes, LoRA and full, DDP and FSDP, with
+    and without checkpointing (GB per GPU)."""
+    lines = ["| model | training | parallel | checkpointing | weights | gradients | AdamW | activations "
+             "| total per GPU |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for name, shape in (("Dream 7B", ModelShape.dream_7b()), ("LLaDA 8B", ModelShape.llada_8b())):
+        for lora in (True, False):
+            for mode in ("ddp", "fsdp"):
+                for ckpt in (False, True):
+                    est = estimate(shape, lora=lora, mode=mode, world=world, checkpointing=ckpt, rows=rows,
+                                   seq_len=seq_len, supervised=supervised)
+                    cells = [f"{v / GB:.2f}" if v < GB else f"{v / GB:.1f}"
+                             for v in (est.weights, est.gradients, est.optimizer, est.activations)]
+                    lines.append(f"| {name} | {'LoRA r 16 q,v' if lora else 'full'} | {mode.upper()} x {world} | "
+                                 f"{'on' if ckpt else 'off'} | {' | '.join(cells)} | **{est.total_gb:.1f}** |")
+    return "\n".join(lines)

@@ -55,3 +55,13 @@ def test_run_note_names_every_term() -> None:
     for part in ("computed", "weights", "gradients", "optimizer", "activations", "4 x 40 tokens", "fsdp",
                  "checkpointing on"):
         assert part in line
+
+
+def test_the_docs_table_is_the_computed_one() -> None:
+    """docs/training.md holds `table_7b()` as the code computes it today."""
+    from pathlib import Path
+
+    from tabom.training.memory import table_7b
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    assert table_7b() in docs

@@ -168,3 +168,18 @@ def test_keep_fp32_master_casts_what_the_optimizer_updates() -> None:
     assert model[0].weight.dtype == torch.float32 and model[1].weight.dtype == torch.bfloat16
     assert parallel.keep_fp32_master(model, full_finetune=False, sharded=True) == 1
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_launcher_configs_load_in_accelerate() -> None:
+    """launch/*.yaml are accelerate cluster configs: multi-GPU, 8 processes per node, precision
+    left to the recipe."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    root = Path(__file__).resolve().parents[2] / "launch"
+    found = {}
+    for name in ("accelerate_1node.yaml", "accelerate_2nodes.yaml"):
+        cfg = ClusterConfig.from_yaml_file(str(root / name))
+        assert cfg.distributed_type.value == "MULTI_GPU" and str(cfg.mixed_precision) in ("no", "MixedPrecisionType.NO")
+        assert cfg.num_processes == 8 * cfg.num_machines
+        found[name] = cfg.num_machines
+    assert found == {"accelerate_1node.yaml": 1, "accelerate_2nodes.yaml": 2}
