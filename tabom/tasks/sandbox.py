@@ -207,7 +207,9 @@ def _wait_exit(proc: "subprocess.Popen[bytes]", timeout_s: float) -> bool:
         except subprocess.TimeoutExpired:
             return False
     try:
-        return bool(select.select([pidfd], [], [], max(timeout_s, 0.0))[0])
+        poller = select.poll()  # not select(): a busy caller may hold descriptors past 1024
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0, math.ceil(timeout_s * 1000))))
     finally:
         os.close(pidfd)
 

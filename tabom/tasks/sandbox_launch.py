@@ -220,7 +220,9 @@ def _wait(pid: int, timeout_s: float) -> tuple[int, bool]:
     timed_out = True
     while (left := deadline - time.monotonic()) > 0:
         if pidfd is not None:
-            select.select([pidfd], [], [], left)
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(max(1, int(left * 1000)))
         if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
             timed_out = False
             break
