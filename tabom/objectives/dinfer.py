@@ -26,6 +26,7 @@ from tabom.objectives.types import (
     check_batch,
     masked_row_mean,
     packed_token_ce,
+    trajectory_batch,
     uniform_int,
 )
 
@@ -68,19 +69,7 @@ def make_dinfer_inputs(
     t, t_next, valid = sample_transition(batch.steps, response, cfg.max_span, generator)
     noised_ids, _ = trajectory_state(batch.input_ids, response, batch.steps, t, batch.mask_token_id)
     ce_mask = response & step_window(batch.steps, t, t_next)  # (B, L)
-    return NoisedBatch(
-        input_ids=noised_ids,
-        attention_mask=batch.attention_mask,
-        positions=ce_mask,
-        targets=batch.input_ids,
-        response_mask=response,
-        steps=batch.steps,
-        ce_mask=ce_mask,
-        cut=t,
-        p_mask=torch.ones(t.shape, dtype=torch.float32, device=t.device),
-        row_valid=valid,
-        window_end=t_next,
-    )
+    return trajectory_batch(batch, response, noised_ids, ce_mask, t, valid, window_end=t_next)
 
 
 def dinfer_loss(logits: Tensor, noised: NoisedBatch, cfg: DinferConfig | None = None) -> LossOutput:

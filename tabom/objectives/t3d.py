@@ -44,8 +44,9 @@ from tabom.objectives.types import (
     check_packed,
     gather_packed,
     packed_index,
-    unpack,
+    trajectory_batch,
     uniform_int,
+    unpack,
 )
 
 
@@ -124,18 +125,7 @@ def make_t3d_inputs(
     t = torch.where(valid, t, torch.zeros_like(t))
     noised_ids, _ = trajectory_state(batch.input_ids, response, batch.steps, t, batch.mask_token_id)
     scored = response & step_window(batch.steps, t, None)  # (B, L)
-    return NoisedBatch(
-        input_ids=noised_ids,
-        attention_mask=batch.attention_mask,
-        positions=scored,
-        targets=batch.input_ids,
-        response_mask=response,
-        steps=batch.steps,
-        ce_mask=scored,
-        cut=t,
-        p_mask=torch.ones(t.shape, dtype=torch.float32, device=t.device),
-        row_valid=valid,
-    )
+    return trajectory_batch(batch, response, noised_ids, scored, t, valid)
 
 
 def attach_reference(

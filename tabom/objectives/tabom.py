@@ -45,6 +45,7 @@ from tabom.objectives.types import (
     gather_packed,
     masked_row_mean,
     packed_index,
+    trajectory_batch,
     unpack,
 )
 
@@ -99,19 +100,8 @@ def make_tabom_inputs(
     # 3. ranking window [cut, cut + W) over masked, decoded positions
     rank_rows = valid if not cfg.rank_short_rows else torch.ones_like(valid)
     rank_mask = rank_window_mask(batch.steps, masked & rank_rows.unsqueeze(1), cut, _rank_window(cfg))
-    return NoisedBatch(
-        input_ids=noised_ids,
-        attention_mask=batch.attention_mask,
-        positions=ce_mask | rank_mask,
-        targets=batch.input_ids,
-        response_mask=response,
-        steps=batch.steps,
-        ce_mask=ce_mask,
-        cut=cut,
-        p_mask=torch.ones(cut.shape, dtype=torch.float32, device=cut.device),
-        row_valid=valid,
-        rank_mask=rank_mask,
-    )
+    return trajectory_batch(batch, response, noised_ids, ce_mask, cut, valid, positions=ce_mask | rank_mask,
+                            rank_mask=rank_mask)
 
 
 def tabom_terms(

@@ -33,6 +33,7 @@ from tabom.objectives.types import (
     check_batch,
     masked_row_mean,
     packed_token_ce,
+    trajectory_batch,
     uniform_int,
 )
 
@@ -109,18 +110,7 @@ def make_trajectory_inputs(
     noised_ids, _ = trajectory_state(batch.input_ids, response, batch.steps, cut, batch.mask_token_id)
     hi = None if cfg.global_window else cut + cfg.window
     ce_mask = response & valid.unsqueeze(1) & step_window(batch.steps, cut, hi)  # (B, L)
-    return NoisedBatch(
-        input_ids=noised_ids,
-        attention_mask=batch.attention_mask,
-        positions=ce_mask,
-        targets=batch.input_ids,
-        response_mask=response,
-        steps=batch.steps,
-        ce_mask=ce_mask,
-        cut=cut,
-        p_mask=torch.ones(cut.shape, dtype=torch.float32, device=cut.device),
-        row_valid=valid,
-    )
+    return trajectory_batch(batch, response, noised_ids, ce_mask, cut, valid)
 
 
 def trajectory_ce(logits: Tensor, noised: NoisedBatch) -> tuple[Tensor, Tensor]:

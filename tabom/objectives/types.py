@@ -84,6 +84,38 @@ class NoisedBatch:
     ref_logp_fake: Tensor | None = None
 
 
+def trajectory_batch(
+    batch: BatchLike,
+    response: Tensor,
+    noised_ids: Tensor,
+    ce_mask: Tensor,
+    cut: Tensor,
+    valid: Tensor,
+    *,
+    positions: Tensor | None = None,
+    rank_mask: Tensor | None = None,
+    window_end: Tensor | None = None,
+) -> NoisedBatch:
+    """The NoisedBatch of a trajectory objective (trajectory, tabom, dinfer, t3d): the state at
+    decode step ``cut`` (B,), cross-entropy on ``ce_mask`` (B, L), logits at ``positions``
+    (default ``ce_mask``), ``p_mask`` 1 (no NELBO weighting). ``response`` (B, L) is the batch's
+    response mask without padding; ``valid`` (B,) the rows that carry a loss."""
+    return NoisedBatch(
+        input_ids=noised_ids,
+        attention_mask=batch.attention_mask,
+        positions=ce_mask if positions is None else positions,
+        targets=batch.input_ids,
+        response_mask=response,
+        steps=batch.steps,
+        ce_mask=ce_mask,
+        cut=cut,
+        p_mask=torch.ones(cut.shape, dtype=torch.float32, device=cut.device),
+        row_valid=valid,
+        rank_mask=rank_mask,
+        window_end=window_end,
+    )
+
+
 @dataclass
 class LossOutput:
     """A scalar loss (with grad) and detached scalar metrics, averaged by the trainer at log time."""
