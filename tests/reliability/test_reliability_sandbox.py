@@ -379,6 +379,32 @@ except OSError as exc:
         server.close()
 
 
+def test_abstract_unix_sockets_of_the_host_are_unreachable(runner: Runner) -> None:
+    """An abstract UNIX socket this process listens on (the kind no file permission guards) is
+    out of reach: abstract names belong to the network namespace."""
+    name = f"tabom-test-{os.getpid()}-{time.monotonic_ns()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0" + name)
+    server.listen(1)
+    server.settimeout(0.2)
+    code = f"""
+import _socket
+try:
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    s.connect("\\0{name}")
+    print("connected")
+except OSError as exc:
+    print("refused", exc)
+"""
+    try:
+        r = runner(code)
+        assert "connected" not in r.stdout and ("refused" in r.stdout or runner.name == "guarded"), r
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        server.close()
+
+
 def test_privileges_are_gone(runner: Runner) -> None:
     """No capability, no_new_privs, nobody when root; mount, setuid and chroot are refused."""
     code = """
@@ -423,3 +449,40 @@ print("files", n)
     r = runner(code)
     n = int(r.stdout.split("files ")[1])
     assert "stopped" in r.stdout and n * 1000000 <= sandbox.DISK_MB * 2**20, r.stdout
+
+
+def test_a_nested_user_namespace_unlocks_nothing(runner: Runner, outside: Path) -> None:
+    """The program makes its own user + mount namespaces (full capabilities there): the read-only
+    mounts it inherited stay locked, the old root stays gone, so it still writes nowhere."""
+    code = f"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+print("unshare", libc.unshare(0x10000000 | 0x00020000), ctypes.get_errno(), flush=True)
+for name, text in (("setgroups", "deny"), ("uid_map", f"0 {{uid}} 1"), ("gid_map", f"0 {{gid}} 1")):
+    try:
+        open(f"/proc/self/{{name}}", "w").write(text)
+    except OSError as exc:
+        print(name, "refused", exc)
+print("remount-rw", libc.mount(None, b"/usr", None, 32 | 4096, None), ctypes.get_errno(), flush=True)
+print("umount-usr", libc.umount2(b"/usr", 2), ctypes.get_errno(), flush=True)
+print("mount-host", libc.mount(b"/", b"/tmp", None, 4096 | 16384, None), ctypes.get_errno(), flush=True)
+for path in ("/usr/x", {str(outside / "x")!r}):
+    try:
+        open(path, "w")
+        print(path, "WROTE")
+    except OSError as exc:
+        print(path, "refused", type(exc).__name__)
+print("tmp", sorted(os.listdir("/tmp")))
+print("root", sorted(os.listdir("/")))
+"""
+    r = runner(code)
+    if runner.name == "guarded":  # the guard refuses ctypes first
+        assert "sandbox: ctypes.dlopen is not allowed" in r.stderr and not list(outside.iterdir())
+        return
+    assert "unshare 0 0" in r.stdout, (r.stdout, r.stderr)  # allowed: it gains nothing from it
+    assert "remount-rw -1" in r.stdout and "umount-usr -1" in r.stdout
+    assert "WROTE" not in r.stdout and list(outside.iterdir()) == []
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert set(eval(lines["tmp"])) <= set(eval(lines["root"]))  # noqa: S307  ("/" bound on /tmp: its own root)
+    assert "home" not in lines["tmp"] and "var" not in lines["tmp"]
