@@ -43,7 +43,7 @@ import torch
 from .batch import accepts_positions, left_pad, model_device, response_logits, trim_left_padding
 from .kv_cache import BlockCache, check_cache, require_cache_support
 from .progress import StepProgress
-from .result import DecodeResult
+from .result import DecodeResult, merge_results, to_cpu_result
 from .rules import propose, select_positions, threshold_chosen, token_probability
 from .sampling import check_sampling_args, shannon_entropy
 from .schedules import BlockPlan, dream_counts_at, fixed_counts, llada_counts_at, plan_blocks
@@ -227,18 +227,6 @@ def _decode_batch(
     return DecodeResult(out_tokens, out_order, out_steps, nfe, entropy)
 
 
-def _to_cpu_result(result: DecodeResult) -> DecodeResult:
-    """Ordinary (non-inference) CPU tensors, safe to modify in place later."""
-    entropy = None if result.entropy is None else result.entropy.cpu().clone()
-    return DecodeResult(
-        result.tokens.cpu().clone(),
-        result.decoding_order.cpu().clone(),
-        result.steps_run.cpu().clone(),
-        result.nfe,
-        entropy,
-    )
-
-
 _KNOB_DEFAULTS: dict[str, Any] = {
     "gen_length": None, "steps": None, "block_length": None, "strategy": None, "temperature": 0.0,
     "top_p": None, "top_k": None, "tokens_per_step": None, "threshold": None, "cache": "none",
@@ -328,7 +316,7 @@ def decode(
         raise ValueError(f"input_ids: width {input_ids.shape[1]} is below gen_length {engine.plan.gen_length}")
     with torch.inference_mode():
         result = _decode_batch(model, input_ids, attention_mask.bool(), engine, None)
-    return _to_cpu_result(result)
+    return to_cpu_result(result)
 
 
 def _check_prompts(prompts: list[list[int]]) -> None:
@@ -417,31 +405,4 @@ def generate(
             )
             results.append(_decode_batch(model, input_ids, attention_mask, engine, bar.advance))
             bar.finish_chunk()
-    return _to_cpu_result(_merge(results, chunks, len(prompts)))
-
-
-def _merge(results: list[DecodeResult], chunks: list[list[int]], total: int) -> DecodeResult:
-    """Put the rows of every chunk back at their prompts' indices; pad entropy to a common S."""
-    first = results[0]
-    gen = first.tokens.shape[1]
-    device = first.tokens.device
-    tokens = torch.empty((total, gen), dtype=torch.long, device=device)
-    order = torch.empty((total, gen), dtype=torch.long, device=device)
-    steps_run = torch.empty(total, dtype=torch.long, device=device)
-    for result, chunk in zip(results, chunks):
-        index = torch.tensor(chunk, device=device)
-        tokens[index], order[index], steps_run[index] = (
-            result.tokens,
-            result.decoding_order,
-            result.steps_run,
-        )
-    entropy = None
-    if first.entropy is not None:
-        span = int(steps_run.max())
-        entropy = torch.full((total, span, gen), float("nan"), device=device)
-        for result, chunk in zip(results, chunks):
-            assert result.entropy is not None
-            part = result.entropy[:, :span]
-            entropy[torch.tensor(chunk, device=device), : part.shape[1]] = part
-    nfe = sum(result.nfe for result in results)
-    return DecodeResult(tokens, order, steps_run, nfe, entropy)
+    return to_cpu_result(merge_results(results, chunks, len(prompts)))

@@ -40,3 +40,42 @@ class DecodeResult:
     def __len__(self) -> int:
         """Number of rows (prompts)."""
         return int(self.tokens.shape[0])
+
+
+def to_cpu_result(result: DecodeResult) -> DecodeResult:
+    """Ordinary (non-inference) CPU tensors, safe to modify in place later."""
+    entropy = None if result.entropy is None else result.entropy.cpu().clone()
+    return DecodeResult(
+        result.tokens.cpu().clone(),
+        result.decoding_order.cpu().clone(),
+        result.steps_run.cpu().clone(),
+        result.nfe,
+        entropy,
+    )
+
+
+def merge_results(results: list[DecodeResult], chunks: list[list[int]], total: int) -> DecodeResult:
+    """Put the rows of every chunk back at their prompts' indices; pad entropy to a common S."""
+    first = results[0]
+    gen = first.tokens.shape[1]
+    device = first.tokens.device
+    tokens = torch.empty((total, gen), dtype=torch.long, device=device)
+    order = torch.empty((total, gen), dtype=torch.long, device=device)
+    steps_run = torch.empty(total, dtype=torch.long, device=device)
+    for result, chunk in zip(results, chunks):
+        index = torch.tensor(chunk, device=device)
+        tokens[index], order[index], steps_run[index] = (
+            result.tokens,
+            result.decoding_order,
+            result.steps_run,
+        )
+    entropy = None
+    if first.entropy is not None:
+        span = int(steps_run.max())
+        entropy = torch.full((total, span, gen), float("nan"), device=device)
+        for result, chunk in zip(results, chunks):
+            assert result.entropy is not None
+            part = result.entropy[:, :span]
+            entropy[torch.tensor(chunk, device=device), : part.shape[1]] = part
+    nfe = sum(result.nfe for result in results)
+    return DecodeResult(tokens, order, steps_run, nfe, entropy)
