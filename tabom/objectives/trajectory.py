@@ -42,14 +42,15 @@ from tabom.objectives.types import (
 class TrajectoryConfig:
     """Configuration of trajectory-aware reconstruction."""
 
-    window: int = 32
-    """M: number of decode steps supervised after the cut (release ``--td_supervision_window``)."""
+    ce_window: int = 32
+    """M: number of decode steps supervised after the cut (release ``--td_supervision_window``);
+    the same name as TABOM's ``ce_window``."""
     global_window: bool = False
     """Supervise every token decoded at or after the cut (Table 5's global timestep window)."""
 
     def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"TrajectoryConfig: window: must be >= 1, got {self.window}")
+        if self.ce_window < 1:
+            raise ValueError(f"TrajectoryConfig: ce_window: must be >= 1, got {self.ce_window}")
 
 
 def max_step(steps: Tensor, response: Tensor) -> Tensor:
@@ -106,9 +107,9 @@ def make_trajectory_inputs(
     cfg = cfg or TrajectoryConfig()
     check_batch(batch)
     response = batch.response_mask & batch.attention_mask  # (B, L)
-    cut, valid = sample_cut(batch.steps, response, cfg.window, cfg.global_window, generator)
+    cut, valid = sample_cut(batch.steps, response, cfg.ce_window, cfg.global_window, generator)
     noised_ids, _ = trajectory_state(batch.input_ids, response, batch.steps, cut, batch.mask_token_id)
-    hi = None if cfg.global_window else cut + cfg.window
+    hi = None if cfg.global_window else cut + cfg.ce_window
     ce_mask = response & valid.unsqueeze(1) & step_window(batch.steps, cut, hi)  # (B, L)
     return trajectory_batch(batch, response, noised_ids, ce_mask, cut, valid)
 

@@ -34,7 +34,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # torchrun of this i
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:
     return [*(f"model_shape.{k}={v}" for k, v in SHAPE.items()), "model=tiny-random", f"data.path={data}",
-            "data.gen_length=16", "batch_size=2", "epochs=1", "objective.window=15", "optim.lr=5e-3",
+            "data.gen_length=16", "batch_size=2", "epochs=1", "objective.ce_window=15", "optim.lr=5e-3",
             "optim.warmup_steps=1", f"out={out}", "report_to=[]", "log_every=1", "threads=1", "save_every=1",
             "keep_step_checkpoints=5", *extra]
 

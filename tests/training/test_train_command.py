@@ -75,7 +75,7 @@ def test_two_cpu_processes_complete(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [shutil.which("torchrun"), "--nproc_per_node", "2", "-m", "tabom.cli", "train",
            "--recipe", "tiny_trajectory", "model=tiny-random", *SHAPE_ARGS, f"data.path={data}",
-           "data.gen_length=16", "batch_size=1", "epochs=2", "objective.window=4", f"out={out}", "report_to=[]",
+           "data.gen_length=16", "batch_size=1", "epochs=2", "objective.ce_window=4", f"out={out}", "report_to=[]",
            "log_every=1", "threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TABOM_NO_PROGRESS": "1"}
     start = time.time()

@@ -54,7 +54,7 @@ def write_trajectories(path: Path, n: int, seed: int = 0) -> Path:
 def tiny_config(out: Path, data_path: Path, objective: str = "tabom", **overrides: Any) -> TrainConfig:
     """A TrainConfig on a 2-layer random tiny model with test-sized windows (W = M = 4)."""
     params: dict[str, Any] = {
-        "nelbo": {}, "trajectory": {"window": 4}, "tabom": {"ce_window": 4, "rank_window": 4},
+        "nelbo": {}, "trajectory": {"ce_window": 4}, "tabom": {"ce_window": 4, "rank_window": 4},
         "dinfer": {"max_span": 4}, "t3d": {"path_window": 4},
     }[objective]
     base: dict[str, Any] = dict(
