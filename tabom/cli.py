@@ -63,23 +63,9 @@ def main() -> None:
     `tabom.errors.failure_message` lists; anything else is a bug and keeps its traceback. Ctrl-C
     exits with 130 and no traceback. Set TABOM_DEBUG=1 to see the full traceback of every failure.
     """
-    import os
-    import sys
+    from tabom.errors import exit_on_failure
 
-    from tabom.errors import EXIT_ERROR, EXIT_INTERRUPTED, failure_message
-
-    try:
-        app()
-    except KeyboardInterrupt:
-        if os.environ.get("TABOM_DEBUG"):
-            raise
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001  (sorted below: expected failures, or a bug re-raised)
-        message = failure_message(exc)
-        if message is None or os.environ.get("TABOM_DEBUG"):
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+    exit_on_failure(app)
 
 
 if __name__ == "__main__":

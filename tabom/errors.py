@@ -26,7 +26,7 @@ import errno
 import io
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
 EXIT_ERROR = 2
@@ -157,7 +157,8 @@ def failure_message(exc: BaseException) -> str | None:
         text = f"input nested too deeply to read ({one_line(str(exc))})"
         return f"{where}: {text}" if where else text
     if type(exc).__name__ == "SafetensorError":  # safetensors' error type, without importing it
-        return f"corrupt or unreadable safetensors file: {one_line(str(exc))}"
+        what = "could not write a safetensors file" if "while serializing" in str(exc) else "corrupt or unreadable safetensors file"
+        return f"{what}: {one_line(str(exc))}"
     if isinstance(exc, OverflowError):
         return f"a number is too large: {one_line(str(exc))}"
     if _torch_out_of_memory(exc):
@@ -166,3 +167,27 @@ def failure_message(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError):
         return "out of memory (lower --batch-size or the lengths, or use a machine with more memory)"
     return None
+
+
+def exit_on_failure(run: Callable[[], object]) -> None:
+    """Call ``run()``; an expected failure prints ``error: <message>`` on stderr and exits 2.
+
+    A bug (:func:`failure_message` is None) is re-raised with its traceback; Ctrl-C exits 130
+    quietly. With ``TABOM_DEBUG=1`` in the environment every failure keeps its traceback.
+    What `tabom.cli.main` and the module command lines (``python -m tabom.training.probe``) run.
+    """
+    import os
+
+    debug = bool(os.environ.get("TABOM_DEBUG"))
+    try:
+        run()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001  (sorted: expected failures, or a bug re-raised)
+        message = failure_message(exc)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,10 @@ def save(model: DiffusionLM, directory: str | Path, state_dict: dict[str, torch.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    model.backbone.save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
+    try:
+        model.backbone.save_pretrained(str(out), safe_serialization=True, state_dict=state_dict)
+    except Exception as exc:  # noqa: BLE001  (only safetensors' write errors are changed)
+        raise _as_os_error(exc, out) from exc
     model.tokenizer.save_pretrained(str(out))
     meta = {
         "family": model.family,
@@ -264,6 +268,16 @@ def save(model: DiffusionLM, directory: str | Path, state_dict: dict[str, torch.
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, out / META_FILE)
     return out
+
+
+def _as_os_error(exc: Exception, out: Path) -> Exception:
+    """safetensors reports a failed write (full disk, read-only) as ``SafetensorError: Error while
+    serializing: I/O error: ... (os error 28)``: make it the OSError it is, naming the folder."""
+    found = re.search(r"os error (\d+)", str(exc)) if type(exc).__name__ == "SafetensorError" else None
+    if found is None:
+        return exc
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(out))
 
 
 WHOLE_FILE_HASH_BYTES = 64 << 20

@@ -21,6 +21,7 @@ stage on the default tasks (docs/tiny_model.md):
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -287,7 +288,11 @@ def save_resume_state(out: Path, model: DiffusionLM, opt: torch.optim.Optimizer,
     save(model, tmp)
     state = {"step": step, "optimizer": opt.state_dict(), "order": torch.tensor(order, dtype=torch.long),
              "python_rng": rng.getstate(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}
-    torch.save(state, tmp / "state.pt")
+    # Serialised in memory, written by Python: a full disk is then an OSError naming state.pt
+    # (torch.save to a path reports it as "RuntimeError: [enforce fail ...] unexpected pos").
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (tmp / "state.pt").write_bytes(buffer.getvalue())
     (tmp / "COMPLETE").write_text(str(step))
     old = out / (RESUME_DIR + ".old")
     shutil.rmtree(old, ignore_errors=True)

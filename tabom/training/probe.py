@@ -197,18 +197,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drill", action="store_true",
                         help="also answer 200 bare training facts per family (drill_accuracy)")
     args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n: must be >= 1, got {args.n}")
+    if args.threads < 1:
+        parser.error(f"--threads: must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    from tabom.errors import exit_on_failure
+
+    exit_on_failure(lambda: _probe(args.checkpoints, args.n, args.drill))
+
+
+def _probe(checkpoints: list[str], n: int, drill: bool) -> None:
     from tabom.models import load
 
-    for name in args.checkpoints:
+    for name in checkpoints:
         model = load(name, device="cpu")
         cells = [f"t={r.rate:g}: content {r.content:.2f} (n={r.n_content}), eos {r.eos:.2f}"
-                 for r in fill_accuracy(model, n=args.n)]
+                 for r in fill_accuracy(model, n=n)]
         ent = " ".join(f"{e:.2f}" for e in attention_entropy(model))
-        comp = " ".join(f"{k} {v:.2f}" for k, v in compute_accuracy(model, n=args.n).items())
+        comp = " ".join(f"{k} {v:.2f}" for k, v in compute_accuracy(model, n=n).items())
         print(f"{name}: " + " | ".join(cells) + f" | attention entropy per layer: {ent}"
               + f" | results computed (twins masked): {comp}")
-        if args.drill:
+        if drill:
             print(f"{name}: bare facts right: "
                   + " ".join(f"{k} {v:.2f}" for k, v in drill_accuracy(model).items()))
 

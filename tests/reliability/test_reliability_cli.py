@@ -334,3 +334,30 @@ def test_a_model_folder_cut_short_has_no_metadata_and_says_so(tmp_path) -> None:
     assert not (folder / "diffusion.json").exists()
     with pytest.raises(ValueError, match="expected a tabom folder with diffusion.json"):
         load(folder, device="cpu")
+
+
+def test_the_probe_command_line_reports_like_tabom(tmp_path, capsys) -> None:
+    from tabom.training.probe import main as probe_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        probe_main([str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.strip() == f"error: {tmp_path / 'nope'}: not a model folder " \
+        "(give 'tiny' or a local checkpoint directory; tabom never downloads weights)"
+    with pytest.raises(SystemExit) as exit_info:
+        probe_main(["--n", "0", "tiny"])
+    assert exit_info.value.code == 2 and "--n: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_failed_safetensors_write_is_an_os_error_naming_the_folder(tmp_path) -> None:
+    from safetensors import SafetensorError
+
+    from tabom.models.loading import _as_os_error
+
+    written = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    err = _as_os_error(written, tmp_path / "run")
+    assert isinstance(err, OSError) and err.errno == errno.ENOSPC
+    assert failure_message(err) == f"{tmp_path / 'run'}: No space left on device (free some space or write elsewhere)"
+    corrupt = SafetensorError("Error while deserializing header: header too large")
+    assert _as_os_error(corrupt, tmp_path) is corrupt
+    assert failure_message(corrupt).startswith("corrupt or unreadable safetensors file: ")
