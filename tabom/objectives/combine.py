@@ -35,13 +35,18 @@ LossFn = Callable[[Tensor, NoisedBatch, Any], LossOutput]
 
 @dataclass(frozen=True)
 class Objective:
-    """One registered objective: its input builder, loss and config dataclass."""
+    """One registered objective and every fact the rest of tabom asks about it.
+
+    ``needs_reference``: the step runs a frozen reference model first (T3D);
+    ``needs_trajectories``: it reads decode steps, so its data must be trajectory JSONL.
+    """
 
     name: str
     make_inputs: InputBuilder
     loss: LossFn
     config_cls: type
     needs_reference: bool = False
+    needs_trajectories: bool = False
 
     def config(self, **overrides: Any) -> Any:
         """Build the config from a recipe mapping; unknown keys raise ``ValueError``."""
@@ -56,10 +61,11 @@ class Objective:
 
 OBJECTIVES: dict[str, Objective] = {
     "nelbo": Objective("nelbo", make_nelbo_inputs, nelbo_loss, NelboConfig),
-    "trajectory": Objective("trajectory", make_trajectory_inputs, trajectory_loss, TrajectoryConfig),
-    "tabom": Objective("tabom", make_tabom_inputs, tabom_loss, TabomConfig),
-    "dinfer": Objective("dinfer", make_dinfer_inputs, dinfer_loss, DinferConfig),
-    "t3d": Objective("t3d", make_t3d_inputs, t3d_loss, T3DConfig, needs_reference=True),
+    "trajectory": Objective("trajectory", make_trajectory_inputs, trajectory_loss, TrajectoryConfig,
+                            needs_trajectories=True),
+    "tabom": Objective("tabom", make_tabom_inputs, tabom_loss, TabomConfig, needs_trajectories=True),
+    "dinfer": Objective("dinfer", make_dinfer_inputs, dinfer_loss, DinferConfig, needs_trajectories=True),
+    "t3d": Objective("t3d", make_t3d_inputs, t3d_loss, T3DConfig, needs_reference=True, needs_trajectories=True),
 }
 
 

@@ -32,7 +32,7 @@ def _batch():
 def test_objective_end_to_end(name):
     torch.manual_seed(0)
     obj = get_objective(name)
-    small = {"nelbo": {}, "trajectory": {"window": 2}, "tabom": {"ce_window": 2, "rank_window": 3},
+    small = {"nelbo": {}, "trajectory": {"ce_window": 2}, "tabom": {"ce_window": 2, "rank_window": 3},
              "dinfer": {"max_span": 2}, "t3d": {"path_window": 4}}[name]
     cfg = obj.config(**small)
     model = MockModel()
@@ -59,3 +59,22 @@ def test_unknown_names_and_fields():
         get_objective("sft")
     with pytest.raises(ValueError, match="margn"):
         get_objective("tabom").config(margn=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_needs_trajectories_is_what_the_objective_reads(name):
+    """An objective marked `needs_trajectories` supervises nothing when no response token has a
+    decode step; the others (NELBO) still do."""
+    obj = get_objective(name)
+    small = {"nelbo": {}, "trajectory": {"ce_window": 2}, "tabom": {"ce_window": 2, "rank_window": 3},
+             "dinfer": {"max_span": 2}, "t3d": {"path_window": 4}}[name]
+    no_steps = make_batch([[1, 2], [3]], [[-1] * 8, [-1] * 5], left_pad=True)
+    noised = obj.make_inputs(no_steps, gen(1), obj.config(**small))
+    assert bool(noised.row_valid.any()) is (not obj.needs_trajectories)
+
+
+def test_config_lists_the_same_trajectory_objectives():
+    """config.TRAJECTORY_OBJECTIVES (torch-free, for recipe checks) agrees with the registry."""
+    from tabom.config import TRAJECTORY_OBJECTIVES
+
+    assert set(TRAJECTORY_OBJECTIVES) == {n for n, o in OBJECTIVES.items() if o.needs_trajectories}
