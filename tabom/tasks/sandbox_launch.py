@@ -12,7 +12,7 @@ every run), and system calls go through ctypes.
    child when it is still running, and reaps it; the kernel kills every other process of a PID
    namespace when its PID 1 dies, and the reap returns only after they are gone. The outcome
    (``returncode``, ``timed_out``, ``error``) goes, marshal-ed, to ``HOST_DIR/status``.
-2. The child enters new mount, network, IPC and UTS namespaces, starts its own session, builds a new
+2. The child enters new mount, network, IPC and UTS namespaces, builds a new
    root on a tmpfs (read-only binds of the listed host paths, a few device nodes, a fresh ``/proc``
    for its PID namespace with ``/proc/sys`` read-only, a private tmpfs ``/tmp`` and working
    directory ``/sandbox`` holding a copy of ``main.py``), makes it read-only, ``pivot_root``\\ s into
@@ -180,7 +180,9 @@ def _drop_privileges(spec: dict, last_cap: int) -> None:
 def _child(spec: dict, error_fd: int) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec; never returns."""
     try:
-        os.setsid()
+        # It stays in the launcher's process group (the caller kills that group at its backstop):
+        # covered until its own code leaves the group, long after the parent-death signal, which
+        # the change of user clears, is set again.
         _check(_libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "parent-death signal")
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)

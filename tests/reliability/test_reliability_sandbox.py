@@ -213,7 +213,8 @@ def test_killing_the_launcher_kills_the_program(name: str, request: pytest.Fixtu
         "bare", 0, NOBODY, _in_this_process(guard=False))
     token = f"tabom-orphan-{os.getpid()}-{time.monotonic_ns()}"
     inner = f"import os, time\nif os.fork() == 0:\n    time.sleep(60)\nwhile True: pass  # {token}"
-    code = f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', {inner!r}])"  # token in the cmdline
+    # out of the launcher's process group (which the caller kills), and the token in the cmdline
+    code = f"import os, sys\nos.setpgid(0, 0)\nos.execv(sys.executable, [sys.executable, '-c', {inner!r}])"
     t0 = time.monotonic()
     r = run(code, timeout_s=30.0, backstop_s=-27.0)  # the caller gives up after 3 s of 30
     assert r.timed_out and time.monotonic() - t0 < 20
