@@ -180,9 +180,12 @@ def _drop_privileges(spec: dict, last_cap: int) -> None:
 def _child(spec: dict, error_fd: int) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec; never returns."""
     try:
-        # It stays in the launcher's process group (the caller kills that group at its backstop):
-        # covered until its own code leaves the group, long after the parent-death signal, which
-        # the change of user clears, is set again.
+        # Switching user (``drop``) clears the parent-death signal until it is set again: PID 1 then
+        # stays in the launcher's process group, which the caller's backstop kills (the launcher is
+        # root, out of the program's reach). Without a switch (a user namespace: the launcher is
+        # the same user as the program) it leaves the group, so ``kill(0, ...)`` cannot reach it.
+        if not spec["drop"]:
+            os.setsid()
         _check(_libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "parent-death signal")
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)

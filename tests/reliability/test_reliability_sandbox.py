@@ -213,8 +213,10 @@ def test_killing_the_launcher_kills_the_program(name: str, request: pytest.Fixtu
         "bare", 0, NOBODY, _in_this_process(guard=False))
     token = f"tabom-orphan-{os.getpid()}-{time.monotonic_ns()}"
     inner = f"import os, time\nif os.fork() == 0:\n    time.sleep(60)\nwhile True: pass  # {token}"
-    # out of the launcher's process group (which the caller kills), and the token in the cmdline
-    code = f"import os, sys\nos.setpgid(0, 0)\nos.execv(sys.executable, [sys.executable, '-c', {inner!r}])"
+    # out of the launcher's process group (which the caller kills; in a user namespace it already
+    # leads its own session), and the token in the cmdline
+    code = (f"import os, sys\nif os.getsid(0) != os.getpid():\n    os.setpgid(0, 0)\n"
+            f"os.execv(sys.executable, [sys.executable, '-c', {inner!r}])")
     t0 = time.monotonic()
     r = run(code, timeout_s=30.0, backstop_s=-27.0)  # the caller gives up after 3 s of 30
     assert r.timed_out and time.monotonic() - t0 < 20
@@ -304,6 +306,15 @@ for name, attempt in (("pidfd", lambda: signal.pidfd_send_signal(os.pidfd_open(o
     if runner.name != "guarded":
         assert "ppid 0" in r.stdout  # PID 1 of its own namespace: no parent it can name
     assert runner("print('alive')").stdout == "alive\n"
+
+
+def test_stopping_its_process_group_does_not_stop_the_timeout(runner: Runner) -> None:
+    """``kill(0, SIGSTOP)`` reaches no launcher (root's is out of reach, a user namespace's is in
+    another session): the program is still killed at its timeout, not at the caller's backstop."""
+    code = "import os, signal\ntry:\n    os.kill(0, signal.SIGSTOP)\nexcept OSError:\n    pass\nwhile True:\n    pass"
+    t0 = time.monotonic()
+    r = runner(code, timeout_s=2.0)
+    assert r.timed_out and time.monotonic() - t0 < 10  # the backstop would be 32 s
 
 
 def test_the_callers_environment_and_files_are_invisible(runner: Runner, outside: Path) -> None:
