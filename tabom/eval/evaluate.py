@@ -104,9 +104,7 @@ def decode_texts(
     gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(s.seed)
     ids = [encode_eval_prompt(model, p) for p in prompts]
     assert s.steps is not None and s.strategy is not None
-    result = generate(model, ids, gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
-                      strategy=s.strategy, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                      tokens_per_step=s.tokens_per_step, generator=gen, batch_size=s.batch_size)
+    result = generate(model, ids, s, generator=gen, batch_size=s.batch_size)
     texts = [model.decode(row) for row in result.tokens]
     return texts, [int(n) for n in result.steps_run]
 

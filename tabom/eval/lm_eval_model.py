@@ -14,7 +14,8 @@ generation arguments go together), and cuts each response at the first ``until``
 Model args: ``model``, ``adapter``, ``strategy``, ``gen_length`` (default: the task's
 ``max_gen_toks``), ``steps`` (default gen_length), ``block_length``, ``temperature`` (default: the
 task's when it samples, else 0), ``top_p``, ``top_k``, ``tokens_per_step``, ``seed``, ``device``,
-``dtype``, ``batch_size``. Under ``torchrun`` / ``accelerate launch`` the model reports its
+``dtype``, ``batch_size``, and fast decoding's ``threshold`` (tau in (0, 1]) and ``cache``
+(none, prefix, dual; dual needs ``block_length``). Under ``torchrun`` / ``accelerate launch`` the model reports its
 rank and world size (and gathers with ``torch.distributed``), so lm-eval gives each process its
 share of the requests and rank 0 writes the results. The loglikelihood methods raise NotImplementedError: the paper scores
 DLMs generatively, and a masked-diffusion likelihood is only a Monte-Carlo ELBO bound.
@@ -61,6 +62,8 @@ class TabomLM(LM):
         top_p: float | None = None,
         top_k: int | None = None,
         tokens_per_step: int | None = None,
+        threshold: float | None = None,
+        cache: str | None = None,
         seed: int = 0,
         device: str | None = None,
         dtype: str = "auto",
@@ -88,6 +91,14 @@ class TabomLM(LM):
         self.top_p = _opt(top_p, float)
         self.top_k = _opt(top_k, int)
         self.tokens_per_step = _opt(tokens_per_step, int)
+        self.threshold = _opt(threshold, float)
+        self.cache = _opt(cache, str) or "none"
+        from tabom.decoding.kv_cache import check_cache, require_cache_support  # noqa: PLC0415
+        from tabom.decoding.settings import DecodeSettings  # noqa: PLC0415
+
+        DecodeSettings(threshold=self.threshold, cache=self.cache)  # bad values fail before any request
+        check_cache(self.cache, self.block_length)
+        require_cache_support(self.lm, self.cache)
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16  # "auto" -> 16
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
         self._templated = False
@@ -155,7 +166,7 @@ class TabomLM(LM):
             return list(self.lm.tokenizer.encode(context, add_special_tokens=False))
         return self.lm.encode_prompt(context)
 
-    def _settings(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _settings(self, gen_kwargs: dict[str, Any]) -> Any:
         gen_length = self.gen_length or int(gen_kwargs.get("max_gen_toks", 256))
         if self.temperature is not None:
             temperature = self.temperature
@@ -163,9 +174,11 @@ class TabomLM(LM):
             temperature = float(gen_kwargs.get("temperature", 1.0))
         else:
             temperature = 0.0
-        return {"gen_length": gen_length, "steps": self.steps or gen_length, "block_length": self.block_length,
-                "strategy": self.strategy, "temperature": temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "tokens_per_step": self.tokens_per_step}
+        from tabom.decoding.settings import DecodeSettings  # noqa: PLC0415
+
+        return DecodeSettings(gen_length=gen_length, steps=self.steps or gen_length, block_length=self.block_length,
+                              strategy=self.strategy, temperature=temperature, top_p=self.top_p, top_k=self.top_k,
+                              tokens_per_step=self.tokens_per_step, threshold=self.threshold, cache=self.cache)
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Decode every request; requests sharing generation arguments are batched together."""
@@ -181,8 +194,8 @@ class TabomLM(LM):
             until = gen_kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             prompts = [self._encode(requests[i].args[0]) for i in indices]
-            result = generate(self.lm, prompts, generator=self.generator, batch_size=self.batch_size,
-                              progress=not disable_tqdm, **self._settings(gen_kwargs))
+            result = generate(self.lm, prompts, self._settings(gen_kwargs), generator=self.generator,
+                              batch_size=self.batch_size, progress=not disable_tqdm)
             for i, row in zip(indices, result.tokens):
                 outputs[i] = cut_at_stops(self.lm.decode(row), until)
                 self.cache_hook.add_partial("generate_until", requests[i].args, outputs[i])

@@ -115,9 +115,7 @@ def run_tds(model: Any, prompts: Sequence[str], settings: Any, *, label: str, pr
     ids = [model.encode_prompt(p) for p in prompts]
     for i, row in enumerate(ids):
         check_prompt_fits(model, len(row), s.gen_length, where[i] if where is not None else f"prompt {i}")
-    knobs = {"gen_length": s.gen_length, "steps": s.steps, "block_length": s.block_length, "strategy": s.strategy,
-             "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "tokens_per_step": s.tokens_per_step,
-             "record_entropy": True}
+    knobs = {"settings": s, "record_entropy": True}  # the one DecodeSettings, threshold and cache included
     if shard is not None and shard.world > 1:
         curve, counts = _sharded_curve(model, ids, knobs, s.batch_size, s.seed, shard)
     else:

@@ -90,7 +90,8 @@ class BuildConfig(DecodeSettings):
         """The `settings` object of every row (resolved config only)."""
         keys = ("gen_length", "steps", "block_length", "temperature", "top_p", "top_k",
                 "tokens_per_step", "seed")
-        return {k: getattr(self, k) for k in keys} | {"eos_token_id": eos_token_id}
+        fast = {k: v for k, v in (("threshold", self.threshold), ("cache", self.cache)) if v not in (None, "none")}
+        return {k: getattr(self, k) for k in keys} | fast | {"eos_token_id": eos_token_id}
 
 
 @dataclass
@@ -202,10 +203,7 @@ def decode_jobs(
     assert cfg.gen_length is not None and cfg.steps is not None and cfg.strategy is not None
     device = getattr(model, "device", torch.device("cpu"))  # sampling draws on the model's device
     gen = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, jobs[0].id))
-    result = generate(model, [list(p) for p in prompt_ids], gen_length=cfg.gen_length, steps=cfg.steps,
-                      block_length=cfg.block_length, strategy=cfg.strategy, temperature=cfg.temperature,
-                      top_p=cfg.top_p, top_k=cfg.top_k, tokens_per_step=cfg.tokens_per_step,
-                      generator=gen, batch_size=cfg.batch_size)
+    result = generate(model, [list(p) for p in prompt_ids], cfg, generator=gen, batch_size=cfg.batch_size)
     settings = cfg.settings(int(model.eos_token_id))
     rows = []
     for job, ids, tokens, order in zip(jobs, prompt_ids, result.tokens, result.decoding_order):
