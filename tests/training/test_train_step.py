@@ -15,7 +15,7 @@ from tabom.training.step import loss_step, reference_from_context
 
 from train_helpers import SHAPE, trajectory_obj
 
-PARAMS = {"nelbo": {}, "trajectory": {"window": 4}, "tabom": {"ce_window": 4, "rank_window": 4},
+PARAMS = {"nelbo": {}, "trajectory": {"ce_window": 4}, "tabom": {"ce_window": 4, "rank_window": 4},
           "dinfer": {"max_span": 4}, "t3d": {"path_window": 4}}
 
 
