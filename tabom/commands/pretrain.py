@@ -9,12 +9,12 @@ import typer
 
 
 OPTIONS = {
-    **{f"model: {field}": option for field, option in (
+    **{f"model_shape.{field}": option for field, option in (
         ("hidden_size", "--hidden-size"), ("num_hidden_layers", "--layers"), ("num_attention_heads", "--heads"),
         ("num_key_value_heads", "--heads"), ("intermediate_size", "--intermediate-size"))},
     **{field: "--" + field.replace("_", "-") for field in (
         "steps", "batch_size", "lr", "n_per_family", "gen_length", "drill", "drill_lines", "drill_only",
-        "threads", "save_every", "init", "precision")},
+        "threads", "save_every", "init", "precision", "seed")},
 }
 """`PretrainConfig` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
 

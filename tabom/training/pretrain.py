@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from tabom.config import MAX_THREADS, SEED_LIMIT
+from tabom.config import _check_model_shape as check_model_shape
 from tabom.models.diffusion_lm import DiffusionLM
 
 
@@ -101,7 +103,11 @@ class PretrainConfig:
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: must be a finite number >= 0, got {self.weight_decay!r}")
-        check_model_shape(self.model)
+        if not 0 <= self.seed < SEED_LIMIT or isinstance(self.seed, bool):
+            raise ValueError(f"seed: must be an integer in [0, 2**32), got {self.seed!r}")
+        if self.threads > MAX_THREADS:
+            raise ValueError(f"threads: at most {MAX_THREADS}, got {self.threads}")
+        check_model_shape(self.model)  # the recipes' model_shape check: the same TinyConfig overrides
         if self.init is not None and self.model:
             raise ValueError("init: the shape comes from the checkpoint; give init or model overrides, not both")
         if self.precision not in ("fp32", "bf16", "auto"):
@@ -113,35 +119,6 @@ class PretrainConfig:
 def _check_int(name: str, value: object, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ValueError(f"{name}: must be an integer >= {least}, got {value!r}")
-
-
-def check_model_shape(shape: dict) -> None:
-    """Check `PretrainConfig.model` (overrides of `TinyConfig`) before anything is built.
-
-    Raises ValueError naming the field: an unknown field, a size or count below 1, a hidden size
-    that the attention heads do not divide into an even head width (rotary embeddings rotate
-    pairs), or key/value heads that do not divide the attention heads.
-    """
-    from dataclasses import fields
-
-    from tabom.models.tiny import TinyConfig
-
-    known = {f.name: f.default for f in fields(TinyConfig)}
-    for name, value in shape.items():
-        if name not in known:
-            raise ValueError(f"model: {name}: unknown field (known: {', '.join(known)})")
-        if name == "rope_theta":
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"model: rope_theta: must be a finite number > 0, got {value!r}")
-        else:
-            _check_int(f"model: {name}", value, 1)
-    full = {**known, **shape}
-    hidden, heads, kv = full["hidden_size"], full["num_attention_heads"], full["num_key_value_heads"]
-    if hidden % heads or (hidden // heads) % 2:
-        raise ValueError(f"model: hidden_size {hidden} must be {heads} heads x an even head width "
-                         f"(--hidden-size a multiple of {2 * heads})")
-    if heads % kv:
-        raise ValueError(f"model: num_key_value_heads {kv} must divide num_attention_heads {heads}")
 
 
 def response_ids(model: DiffusionLM, text: str, gen_length: int) -> list[int]:
@@ -377,7 +354,14 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     model.backbone.to(cfg.device)
     device_type = torch.device(cfg.device).type
     bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
+    positions = int(getattr(model.backbone.config, "max_position_embeddings", 0) or 0)
+    if positions and cfg.gen_length >= positions:  # checked before building gen_length ids per example
+        raise ValueError(f"gen_length: {cfg.gen_length} leaves no room for a prompt in the model's {positions} positions")
     pairs = training_pairs(model, cfg)
+    longest = max(len(prompt) for prompt, _ in pairs)
+    if positions and longest + cfg.gen_length > positions:
+        raise ValueError(f"gen_length: the longest prompt ({longest} tokens) + gen_length {cfg.gen_length} exceed "
+                         f"the model's {positions} positions")
     if cfg.batch_size > len(pairs):
         raise ValueError(f"batch_size: {cfg.batch_size} is more than the {len(pairs)} training examples "
                          "(n_per_family per family, plus drill); lower it or raise n_per_family")

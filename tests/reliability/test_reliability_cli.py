@@ -229,14 +229,16 @@ def test_pretrain_numbers_are_checked_before_any_output(tmp_path, monkeypatch, c
 
     out = tmp_path / "run"
     one_error(in_process(monkeypatch, capsys, "pretrain", "--out", str(out), "--hidden-size", "0"),
-              "error: --hidden-size: must be an integer >= 1, got 0")
+              "error: --hidden-size: must lie in [1, 1048576], got 0")
     one_error(in_process(monkeypatch, capsys, "pretrain", "--out", str(out), "--lr", "nan"),
               "error: --lr: must be a finite number >= 0, got nan")
     for fields, message in (
-        (dict(model={"hidden_size": 30, "num_attention_heads": 4}), "hidden_size 30 must be 4 heads x an even"),
-        (dict(model={"num_attention_heads": 0}), "model: num_attention_heads: must be an integer >= 1, got 0"),
-        (dict(model={"num_key_value_heads": 3}), "num_key_value_heads 3 must divide num_attention_heads 4"),
-        (dict(model={"layers": 2}), "model: layers: unknown field"),
+        (dict(model={"hidden_size": 30, "num_attention_heads": 4}), "hidden_size: 30 is not 4 attention heads of an even"),
+        (dict(model={"num_attention_heads": 0}), "model_shape.num_attention_heads: "),
+        (dict(model={"num_key_value_heads": 3}), "num_key_value_heads: 3 does not divide num_attention_heads 4"),
+        (dict(seed=2**70), "seed: must be an integer in \\[0, 2\\*\\*32\\)"),
+        (dict(threads=100_000), "threads: at most 4096"),
+        (dict(model={"layers": 2}), "model_shape.layers: unknown field"),
         (dict(n_per_family=0), "n_per_family: must be an integer >= 1, got 0"),
         (dict(weight_decay=float("inf")), "weight_decay: must be a finite number >= 0"),
         (dict(save_every=-1), "save_every: must be an integer >= 0"),
@@ -249,6 +251,10 @@ def test_pretrain_numbers_are_checked_before_any_output(tmp_path, monkeypatch, c
                  intermediate_size=16)
     with pytest.raises(ValueError, match="batch_size: 500 is more than the 12 training examples"):
         pretrain(PretrainConfig(out=str(out), batch_size=500, n_per_family=2, threads=1, model=small), progress=False)
+    with pytest.raises(ValueError, match="gen_length: 100000 leaves no room for a prompt in the model's 512 positions"):
+        pretrain(PretrainConfig(out=str(out), gen_length=100_000, n_per_family=2, threads=1, model=small), progress=False)
+    with pytest.raises(ValueError, match="gen_length: the longest prompt .* exceed the model's 512 positions"):
+        pretrain(PretrainConfig(out=str(out), gen_length=500, n_per_family=2, threads=1, model=small), progress=False)
     assert not out.exists()
 
 
