@@ -107,7 +107,8 @@ def shard(model: nn.Module, device: torch.device, bf16: bool) -> nn.Module:
 
     layers = decoder_layers(model)  # ValueError before any collective
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    model.to(device)
+    # no model.to(device): fully_shard moves each group's parameters and buffers to the mesh's
+    # device as it shards them, so a GPU never holds the whole unsharded model
     inner = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else None
     outer = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
                                   output_dtype=torch.float32) if bf16 else None)
