@@ -26,10 +26,11 @@ def print_report(report: Any) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     s = report.settings
-    tps = s.get("tokens_per_step") or "schedule"
+    tps = s.get("tokens_per_step") or (f"threshold {s['threshold']}" if s.get("threshold") else "schedule")
+    fast = f", cache={s['cache']}" if s.get("cache", "none") != "none" else ""
     title = (f"{report.model}  (protocol {s.get('protocol', 'tabom')}, {s['strategy']}, gen={s['gen_length']}, "
              f"steps={s['steps']}, "
-             f"block={s.get('block_length') or '-'}, T={s['temperature']}, tokens/step={tps})")
+             f"block={s.get('block_length') or '-'}, T={s['temperature']}, tokens/step={tps}{fast})")
     table = Table(title=title)
     for name, justify in (("task", "left"), ("accuracy", "right"), ("loose", "right"), ("n", "right"),
                           ("scored by", "left")):
@@ -57,6 +58,11 @@ def eval_command(
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length: one token per step)."),
     block_length: Optional[int] = typer.Option(None, help="Semi-autoregressive block length."),
     tokens_per_step: Optional[int] = typer.Option(None, help="Unmask exactly k tokens per step (2: Table 4)."),
+    threshold: Optional[float] = typer.Option(None, help="Threshold parallel decoding (Fast-dLLM): unmask every "
+                                                 "masked position of the block whose token probability is >= tau, "
+                                                 "tau in (0, 1], at least one per step."),
+    cache: Optional[str] = typer.Option(None, help="Key/value cache of block decoding: none (exact, default), prefix "
+                                             "(prompt + finished blocks), dual (also the suffix; needs --block-length)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0: greedy)."),
     top_p: Optional[float] = typer.Option(None, help="Nucleus truncation (not for confidence)."),
     top_k: Optional[int] = typer.Option(None, help="Top-k truncation (not for confidence)."),
@@ -86,7 +92,7 @@ def eval_command(
 
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
                  "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
-                 "batch_size": batch_size, "seed": seed}
+                 "threshold": threshold, "cache": cache, "batch_size": batch_size, "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     chosen = protocol_for(preset, protocol)
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)

@@ -28,6 +28,11 @@ def generate(
     steps: Optional[int] = typer.Option(None, help="Decode steps (default gen_length: one token per step)."),
     block_length: Optional[int] = typer.Option(None, help="Semi-autoregressive block length (default: one block)."),
     tokens_per_step: Optional[int] = typer.Option(None, help="Unmask exactly k tokens per step instead of the schedule."),
+    threshold: Optional[float] = typer.Option(None, help="Threshold parallel decoding (Fast-dLLM): unmask every "
+                                                 "masked position of the block whose token probability is >= tau, "
+                                                 "tau in (0, 1], at least one per step."),
+    cache: Optional[str] = typer.Option(None, help="Key/value cache of block decoding: none (exact, default), prefix "
+                                             "(prompt + finished blocks), dual (also the suffix; needs --block-length)."),
     temperature: float = typer.Option(0.0, help="Sampling temperature (0: greedy)."),
     top_p: Optional[float] = typer.Option(None, help="Nucleus truncation (not with confidence)."),
     top_k: Optional[int] = typer.Option(None, help="Top-k truncation (not with confidence)."),
@@ -57,7 +62,7 @@ def generate(
 
     cfg = BuildConfig(gen_length=gen_length, steps=steps, block_length=block_length, strategy=strategy,
                       temperature=temperature, top_p=top_p, top_k=top_k, tokens_per_step=tokens_per_step,
-                      samples_per_prompt=samples_per_prompt, verify=verify, keep=keep,
+                      threshold=threshold, cache=cache or "none", samples_per_prompt=samples_per_prompt, verify=verify, keep=keep,
                       batch_size=batch_size, seed=seed)
     env = DistEnv.from_environ()
     if task is not None:

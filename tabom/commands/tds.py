@@ -50,6 +50,11 @@ def tds(
     gen_length: Optional[int] = typer.Option(None, help="Response tokens (default: 64 for tiny, 256 otherwise)."),
     steps: Optional[int] = typer.Option(None, help="Decoding steps (default gen_length)."),
     block_length: Optional[int] = typer.Option(None, help="Block length."),
+    threshold: Optional[float] = typer.Option(None, help="Threshold parallel decoding (Fast-dLLM): unmask every "
+                                                 "masked position of the block whose token probability is >= tau, "
+                                                 "tau in (0, 1], at least one per step."),
+    cache: Optional[str] = typer.Option(None, help="Key/value cache of block decoding: none (exact, default) or "
+                                             "prefix (dual skips the suffix's entropies that TDS needs)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0)."),
     batch_size: int = typer.Option(64, help="Prompts decoded together."),
     seed: int = typer.Option(0, help="Seed of prompts and decoding noise."),
@@ -73,7 +78,8 @@ def tds(
     texts, where = _prompts(tasks, prompts, n, seed)
     check_output_dir(out)  # before any model is loaded
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length,
-                 "temperature": temperature, "batch_size": batch_size, "seed": seed}
+                 "temperature": temperature, "threshold": threshold, "cache": cache, "batch_size": batch_size,
+                 "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     settings.strategy = None  # each model's default strategy, as the paper measures TDS
     shard = Shard.from_env()  # under torchrun / accelerate launch: each rank decodes its share

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from .kv_cache import CACHE_MODES
+from .kv_cache import CACHE_MODES, check_cache
 from .schedules import check_threshold
 from .strategies import REGISTRY
 
@@ -68,6 +68,9 @@ class DecodeSettings:
             check_threshold(self.threshold)
         if self.cache not in CACHE_MODES:
             raise ValueError(f"cache: {self.cache!r} is not one of {', '.join(CACHE_MODES)}")
+        check_cache(self.cache, self.block_length)  # dual needs blocks
+        if self.threshold is not None and self.tokens_per_step is not None:
+            raise ValueError("threshold: cannot be combined with tokens_per_step (both set the count)")
 
     def resolved(self: S, model: Any) -> S:
         """A copy (same class) with gen_length, steps, tokens_per_step and strategy filled in.
@@ -83,7 +86,6 @@ class DecodeSettings:
         fail before they create any output. With a threshold, tokens_per_step stays unset.
         """
         from .engine import SamplerOptions, check_options
-        from .kv_cache import check_cache
         from .schedules import full_decoding_tokens_per_step, plan_blocks
 
         gen = self.gen_length or model.default_gen_length
