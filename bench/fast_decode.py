@@ -59,7 +59,7 @@ class Row:
 
 def configs(block: int, threshold: float) -> list[tuple[str, str, dict[str, Any]]]:
     """(name, the exact row it is compared with, DecodeSettings overrides)."""
-    b, t = {"block_length": block}, {"block_length": block, "threshold": threshold}
+    b, t = {"block_length": block}, {"block_length": block, "threshold": threshold, "tokens_per_step": None}
     return [
         ("exact full", "exact full", {}),
         (f"exact, blocks of {block}", f"exact, blocks of {block}", b),

@@ -17,6 +17,10 @@ Table 8 differ the release presets follow the scripts: Dream MBPP 512 tokens (Ta
 LLaDA GSM8K 256 tokens (Table 8: 512), IFEval 512 tokens, LLaDA IFEval with the entropy rule.
 The LLaDA scripts' ``logits_eos_inf`` (HumanEval) and ``confidence_eos_eot_inf`` (MBPP) switches
 are not reproduced (docs/deviations.md).
+
+The ``fast-*`` presets are the paper's (and ``fast-tiny`` the tiny model's defaults) with fast
+decoding: blocks of 32 (8 for tiny), the dual key/value cache and threshold 0.9, Fast-dLLM's
+defaults (figures in docs/benchmarks.md, ``bench/fast_decode.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ _RELEASE_LLADA = {"gsm8k": (256, 256, 8), "math500": (512, 512, 64), "humaneval"
                   "mbpp": (256, 256, 256), "ifeval": (512, 512, 512)}
 
 
+# Fast decoding beside the paper's settings: Fast-dLLM's defaults (blocks of 32, dual cache, threshold
+# 0.9) on top of each Table 8 preset (32 divides every gen_length there); the tiny model's blocks of 8.
+FAST: dict[str, Any] = {"block_length": 32, "cache": "dual", "threshold": 0.9, "tokens_per_step": None}
+
+
 def _build() -> dict[str, dict[str, Any]]:
     presets: dict[str, dict[str, Any]] = {}
     for bench, (gen, steps, block) in _DREAM.items():
@@ -53,6 +62,10 @@ def _build() -> dict[str, dict[str, Any]]:
         presets[f"release-llada-{bench}"] = dict(presets["llada-gsm8k"], gen_length=gen, steps=steps,
                                                  block_length=block)
     presets["release-llada-ifeval"]["strategy"] = "entropy"  # eval_tabom_llada.sh: alg=entropy for ifeval
+    for name in [n for n in presets if not n.startswith("release-")]:
+        presets[f"fast-{name}"] = dict(presets[name], **FAST)
+    presets["fast-tiny"] = {"gen_length": 64, "steps": 64, "strategy": "entropy", "temperature": 0.0,
+                            "top_p": None, "top_k": None, **FAST, "block_length": 8}
     return presets
 
 

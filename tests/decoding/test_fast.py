@@ -129,3 +129,20 @@ def test_dual_cache_refuses_to_record_entropy():
         generate(TINY, [[5, 6]], settings, record_entropy=True)
     prefix = generate(TINY, [[5, 6]], replace(settings, cache="prefix"), record_entropy=True)
     assert prefix.entropy is not None and prefix.entropy.shape == (1, 8, 8)
+
+
+def test_fast_presets_are_the_papers_with_fast_decoding():
+    from tabom.eval.presets import FAST, PRESETS, apply_preset
+
+    fast = [n for n in PRESETS if n.startswith("fast-")]
+    assert "fast-tiny" in fast and "fast-dream-gsm8k" in fast and "fast-llada-mbpp" in fast
+    for name in fast:
+        if name == "fast-tiny":
+            continue
+        assert PRESETS[name] == {**PRESETS[name.removeprefix("fast-")], **FAST}
+        settings = apply_preset(DecodeSettings(), name)
+        assert settings.gen_length % settings.block_length == 0  # blocks of 32 fit every Table 8 length
+    tiny = apply_preset(DecodeSettings(), "fast-tiny").resolved(TINY)
+    assert (tiny.cache, tiny.threshold, tiny.block_length, tiny.tokens_per_step) == ("dual", 0.9, 8, None)
+    res = generate(TINY, [[5, 6, 7]], tiny)
+    assert res.tokens.shape == (1, 64) and int(res.steps_run[0]) <= 64
