@@ -163,9 +163,9 @@ def failure_message(exc: BaseException) -> str | None:
         return f"a number is too large: {one_line(str(exc))}"
     if _torch_out_of_memory(exc):
         return (f"out of device memory: {one_line(str(exc)).split('. ')[0]} "
-                "(lower --batch-size or the lengths, or use a larger device)")
+                "(lower the batch size or the lengths, or use a larger device)")
     if isinstance(exc, MemoryError):
-        return "out of memory (lower --batch-size or the lengths, or use a machine with more memory)"
+        return "out of memory: lower the sizes asked for (batch size, lengths, counts) or use a machine with more memory"
     return None
 
 

@@ -133,6 +133,10 @@ def sweep_methods(gen_length: int, windows: tuple[int | None, ...] = PAPER_WINDO
     return out
 
 
+MAX_SEEDS = 100
+"""Most training seeds per method `make_plan` takes (the full plan's 3 take hours on a CPU)."""
+
+
 @dataclass
 class Plan:
     """Everything a reproduction runs; :func:`make_plan` fills the per-mode defaults."""
@@ -152,6 +156,8 @@ class Plan:
     """Response length of trajectories and evaluation (the tiny model's 64)."""
     parallel_tokens: int = 2
     """Tokens per step of the parallel-decoding evaluation (Table 4)."""
+    thresholds: tuple[float, ...] = (0.9, 0.7, 0.5)
+    """Thresholds of the threshold-decoding evaluation of No-SFT, SFT-SD and TABOM (tabom.reproduce.threshold)."""
     decode_batch: int = 64
     ablation_domain: str | None = "math"
     grid_domain: str | None = None
@@ -178,6 +184,9 @@ class Plan:
             raise ValueError("seeds: at least one seed is needed")
         if self.keep not in ("correct", "all"):
             raise ValueError(f"keep: {self.keep!r} is not one of correct, all")
+        for tau in self.thresholds:
+            if not 0 < tau <= 1:
+                raise ValueError(f"thresholds: {tau} is not in (0, 1]")
 
     def families(self, domain: str) -> list[str]:
         """The domain's own (training and in-domain) task families."""
@@ -226,8 +235,8 @@ def make_plan(
     """
     if domains is not None and not domains:
         raise ValueError("domains: empty (give math, code or both, comma-separated)")
-    if seeds is not None and seeds < 1:
-        raise ValueError(f"seeds: must be >= 1, got {seeds}")
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"seeds: must be in [1, {MAX_SEEDS}] (every seed trains every method again), got {seeds}")
     doms = domains or (("math",) if quick else DOMAINS)
     first = doms[0]
 

@@ -262,9 +262,12 @@ def test_reproduce_counts_of_zero_are_errors_not_the_defaults(tmp_path, monkeypa
     from tabom.reproduce.plan import make_plan
 
     assert make_plan(True, n_train=None).n_train == 64 and make_plan(True, n_train=3).n_train == 3
-    for field in ("n_train", "n_eval", "n_tds", "train_steps", "seeds"):
+    for field in ("n_train", "n_eval", "n_tds", "train_steps"):
         with pytest.raises(ValueError, match=f"{field}: must be >= 1, got 0"):
             make_plan(True, **{field: 0})
+    for seeds in (0, 10**11):  # 10**11 seeds was a MemoryError building range(seeds)
+        with pytest.raises(ValueError, match=f"seeds: must be in \\[1, 100\\] .*, got {seeds}"):
+            make_plan(True, seeds=seeds)
     with pytest.raises(ValueError, match="domains: empty"):
         make_plan(True, domains=())
     out = tmp_path / "r"
