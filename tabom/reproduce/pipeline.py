@@ -66,6 +66,14 @@ class Reproduction:
             for method in TDS_METHODS:
                 for seed in self.seeds(method):
                     self.tds(domain, method, seed)
+            # accuracy and tokens per step under threshold decoding (in-domain; the tiny plan's only)
+            if getattr(plan, "thresholds", ()):
+                from tabom.reproduce.threshold import decode_name
+
+                for method in TDS_METHODS:
+                    for seed in self.seeds(method):
+                        self.evaluate(domain, method, seed, [(decode_name(t), "test") for t in plan.thresholds],  # type: ignore[attr-defined]
+                                      families=plan.families(domain))
         if plan.ablation_domain is not None:
             for _, _, method in ablation_rows():
                 for seed in self.seeds(method):
@@ -217,7 +225,12 @@ class Reproduction:
             k = self.plan.parallel_tokens
             return DecodeSettings(gen_length=g, steps=math.ceil(g / k), tokens_per_step=k,
                                   batch_size=self.plan.decode_batch)
-        raise ValueError(f"decode: unknown {decode!r} (full, parallel)")
+        if decode.startswith("threshold-"):  # tabom.reproduce.threshold: one block, no cache
+            from tabom.reproduce.threshold import threshold_of
+
+            return DecodeSettings(gen_length=g, steps=g, threshold=threshold_of(decode),
+                                  batch_size=self.plan.decode_batch)
+        raise ValueError(f"decode: unknown {decode!r} (full, parallel, threshold-TAU)")
 
     def _model_loader(self, domain: str, method: Method, seed: int | None) -> Callable[[], Any]:
         """A loader of the model (base + the run's adapter), loading it at most once."""
@@ -236,15 +249,17 @@ class Reproduction:
 
         return get
 
-    def evaluate(self, domain: str, method: Method, seed: int | None, jobs: list[tuple[str, str]]) -> list[Path]:
-        """(3) Evaluate one model on the domain's in-domain and OOD families for each (decode, split)."""
+    def evaluate(self, domain: str, method: Method, seed: int | None, jobs: list[tuple[str, str]],
+                 families: list[str] | None = None) -> list[Path]:
+        """(3) Evaluate one model on the domain's in-domain and OOD families (or ``families``) for each
+        (decode, split)."""
         from tabom.eval.evaluate import evaluate
 
         method = self.resolve(method)
         if method.run is not None:
             self.train(domain, method.run, seed)  # type: ignore[arg-type]
         model = self._model_loader(domain, method, seed)
-        families = self.plan.eval_families(domain)
+        families = families or self.plan.eval_families(domain)
         paths = []
         for decode, split in jobs:
             path = self.store.eval_json(domain, method.key, seed, decode, split)

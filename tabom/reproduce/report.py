@@ -18,6 +18,7 @@ from typing import Any
 from tabom.reproduce import paper
 from tabom.reproduce.reading import readings
 from tabom.reproduce.store import write_json
+from tabom.reproduce.threshold import threshold_table
 
 
 def _num(v: float | None, digits: int = 1) -> str:
@@ -188,6 +189,15 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
                 parts += [f"![TDS, {domain}]({figures[f'tds_{domain}']})", ""]
         parts += [_paper_flat(list(paper.TDS_COLUMNS), {f"{m} / {k}": v for m, rows in paper.PAPER_TDS.items()
                                                          for k, v in rows.items()}, paper.TDS_SOURCE, 3), ""]
+    for domain, data in (results.get("threshold") or {}).items():
+        if data.get("rows"):
+            parts += [f"## Parallel decoding by threshold: {domain}-trained models ({domain} test problems)", ""]
+            parts += ["Threshold decoding unmasks, at each step, every masked position whose token probability "
+                      "reaches tau (at least one; one block, no cache). Accuracy is the in-domain average (%), "
+                      "tok/step the mean over problems of response tokens / decoding steps; full decoding (one "
+                      "token per step) is the reference. A model that learned the easy-to-hard order should "
+                      "decode more tokens per step at the same accuracy.", ""]
+            parts += [threshold_table(data), ""]
     ab = results.get("ablation")
     if ab and ab.get("rows"):
         parts += [f"## Table 5 analogue: component ablation ({ab['domain']}, full decoding, {ab['split']} split)", ""]

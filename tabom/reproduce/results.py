@@ -24,6 +24,7 @@ from tabom.reproduce.plan import (
     MAIN_METHODS, TDS_METHODS, Method, ablation_rows, grid_methods, sweep_methods,
 )
 from tabom.reproduce.store import read_json
+from tabom.reproduce.threshold import threshold_rows
 
 if TYPE_CHECKING:
     from tabom.reproduce.pipeline import Reproduction
@@ -220,6 +221,7 @@ def collect(repro: Reproduction) -> dict[str, Any]:
             add_gains(rows, "No-SFT")
             results["main"][domain][decode] = rows
         results["tds"][domain] = tds_rows(repro, domain)
+        results.setdefault("threshold", {})[domain] = threshold_rows(repro, domain)
         results["training"][domain] = training_curves(repro, domain)
     if plan.ablation_domain is not None:
         d = plan.ablation_domain
