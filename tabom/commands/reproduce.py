@@ -42,6 +42,8 @@ def reproduce(
                                              "the paper's grid on --model in the release's protocol."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --plan: list every step with its estimated "
                                                           "GPU-hours and run nothing."),
+    methods: Optional[str] = typer.Option(None, help="With --plan: only these methods' steps, no report "
+                                                     "(no_sft,sft_gt,sft_sd,dinfer,t3d,tabom; one per GPU)."),
 ) -> None:
     """Trajectories, six methods x seeds, in-domain/OOD evaluation (full and parallel), TDS, ablation, report."""
     import torch
@@ -55,7 +57,7 @@ def reproduce(
     if plan_file is not None:
         from tabom.commands.reproduce_real import reproduce_real  # noqa: PLC0415
 
-        reproduce_real(plan_file, model, out, dry_run=dry_run, threads=threads)
+        reproduce_real(plan_file, model, out, dry_run=dry_run, threads=threads, methods=methods)
         return
     if dry_run:
         raise ValueError("--dry-run: only with --plan (a real checkpoint's plan)")

@@ -2,6 +2,7 @@
 
     tabom reproduce --model /ckpt/Dream-v0-Instruct-7B --plan plan.yaml --dry-run     # steps and GPU-hours
     tabom reproduce --model /ckpt/Dream-v0-Instruct-7B --plan plan.yaml --out runs/dream_paper
+    CUDA_VISIBLE_DEVICES=3 tabom reproduce ... --methods t3d     # one method per GPU, then a plain run
 
 Every step is cached in --out; rerunning the same command resumes (docs/real_checkpoints.md).
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 import typer
 
 
-def reproduce_real(plan_file: Path, model: str, out: Path | None, *, dry_run: bool, threads: int) -> None:
+def reproduce_real(plan_file: Path, model: str, out: Path | None, *, dry_run: bool, threads: int,
+                   methods: str | None = None) -> None:
     """Check the plan (every file, every benchmark's columns), then list the steps or run them."""
     from tabom.reproduce.real_pipeline import RealReproduction  # noqa: PLC0415
     from tabom.reproduce.real_plan import load_real_plan  # noqa: PLC0415
@@ -37,6 +39,11 @@ def reproduce_real(plan_file: Path, model: str, out: Path | None, *, dry_run: bo
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(threads)
+    if methods is not None:
+        keys = {m.strip() for m in methods.split(",") if m.strip()}
+        repro.run_methods(keys)
+        typer.echo(f"{', '.join(sorted(keys))}: done; run without --methods for the report")
+        return
     repro.run()
     typer.echo(f"{out / 'report.md'}: written ({len(repro.store.ran())} steps ran, "
                f"{len(repro.store.log) - len(repro.store.ran())} cached)")

@@ -46,7 +46,28 @@ class RealReproduction(Reproduction):
     """:class:`Reproduction` with a :class:`RealPlan`: files instead of families, release recipes and protocol."""
 
     plan: RealPlan  # type: ignore[assignment]
-    # run() is the tiny run's: a RealPlan has no ablation, grid or sweep domain.
+
+    def run_methods(self, keys: set[str]) -> None:
+        """Only the steps of the methods with these keys (``no_sft``, ``sft_gt``, ``sft_sd``, ``dinfer``,
+        ``t3d``, ``tabom``), after the shared data; no report. One process per GPU can each take a
+        method (``CUDA_VISIBLE_DEVICES``); a last plain run finds every step cached and writes the report.
+
+        (``run()`` itself is the tiny run's: a RealPlan has no ablation, grid or sweep domain.)
+        """
+        known = {m.key for m in MAIN_METHODS}
+        if keys - known:
+            raise ValueError(f"--methods: unknown {sorted(keys - known)} (known: {', '.join(sorted(known))})")
+        for domain in self.plan.domains:
+            self.trajectories(domain)
+            self.gt_data(domain)
+            for method in MAIN_METHODS:
+                if method.key in keys:
+                    for seed in self.seeds(method):
+                        self.evaluate(domain, method, seed, [("full", "test"), ("parallel", "test")])
+            for method in TDS_METHODS:
+                if method.key in keys:
+                    for seed in self.seeds(method):
+                        self.tds(domain, method, seed)
 
     # ------------------------------------------------------------------ data
     def train_prompts(self, domain: str) -> list[Any]:

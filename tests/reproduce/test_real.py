@@ -64,8 +64,13 @@ def test_real_grid_end_to_end_and_resume(layout: str, tmp_path: Path) -> None:
     assert "train math/tabom/seed0 (5 epochs)" in dry.stdout and "GPU-h" in dry.stdout and "total:" in dry.stdout
     assert not (tmp_path / "out").exists()
 
+    one = tabom("reproduce", "--model", "ckpt", "--plan", "plan.yaml", "--out", "out", "--methods", "tabom", cwd=tmp_path)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    assert "[ran] eval math/tabom/seed0/full_test" in one.stdout and "sft_gt" not in one.stdout
+    assert not (tmp_path / "out" / "report.md").exists()  # one method per GPU, the report comes last
     first = tabom("reproduce", "--model", "ckpt", "--plan", "plan.yaml", "--out", "out", cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "[cached] eval math/tabom/seed0/full_test" in first.stdout and "[ran] train math/sft_gt/seed0" in first.stdout
     out = tmp_path / "out"
     results = json.loads((out / "results.json").read_text())
     assert results["families"]["math"] == {"in": ["gsm8k", "math500"], "ood": ["ifeval"]}
