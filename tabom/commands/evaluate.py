@@ -68,7 +68,10 @@ def eval_command(
     top_k: Optional[int] = typer.Option(None, help="Top-k truncation (not for confidence)."),
     limit: Optional[int] = typer.Option(None, help="Problems per task (default: 200 per family, whole files)."),
     split: str = typer.Option("test", help="Split of the built-in families: test or val."),
-    batch_size: int = typer.Option(64, help="Prompts decoded together."),
+    batch_size: str = typer.Option("64", help="Prompts decoded together, or 'auto': the largest batch whose "
+                                               "decoding fits the device's free memory (or --max-memory)."),
+    max_memory: Optional[str] = typer.Option(None, help="With --batch-size auto: the memory decoding may use "
+                                                        "beyond the weights (e.g. 40GB); default 90% of what is free."),
     seed: int = typer.Option(0, help="Seed of problem sampling and decoding noise."),
     sandbox_timeout: float = typer.Option(10.0, help="Seconds per HumanEval/MBPP program."),
     sandbox_memory_mb: int = typer.Option(1024, help="Memory limit per program."),
@@ -82,6 +85,7 @@ def eval_command(
     progress: bool = typer.Option(True, help="Show a progress bar with running accuracy."),
 ) -> None:
     """Evaluate a model: per-task accuracy table, and results.json with every sample and the settings."""
+    from tabom.eval.decode_memory import auto_batch_for, parse_batch_size  # noqa: PLC0415
     from tabom.eval.evaluate import DecodeSettings, evaluate  # noqa: PLC0415
     from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
@@ -92,7 +96,8 @@ def eval_command(
 
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length, "strategy": strategy,
                  "temperature": temperature, "top_p": top_p, "top_k": top_k, "tokens_per_step": tokens_per_step,
-                 "threshold": threshold, "cache": cache, "batch_size": batch_size, "seed": seed}
+                 "threshold": threshold, "cache": cache, "batch_size": parse_batch_size(batch_size, max_memory),
+                 "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     chosen = protocol_for(preset, protocol)
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
@@ -103,6 +108,9 @@ def eval_command(
     if run is not None:
         from tabom.commands.eval_run import eval_best_of_run  # noqa: PLC0415
 
+        if overrides["batch_size"] is None:
+            raise ValueError("--batch-size auto: not with --run yet; give a number")
+
         eval_best_of_run(run, model, sources, val_tasks, settings, limit=limit, out=out, progress=progress,
                          resolve_kwargs={"timeout_s": sandbox_timeout, "memory_mb": sandbox_memory_mb,
                                          "protocol": chosen},
@@ -110,6 +118,13 @@ def eval_command(
                          load_kwargs={"device": device, "dtype": dtype}, shard=shard)
         return
     lm = load_eval_model(model, adapter, device=device, dtype=dtype)
+    if overrides["batch_size"] is None:  # --batch-size auto: from the model's shape and the free memory
+        from tabom.eval.protocol import encode_eval_prompt  # noqa: PLC0415
+
+        lengths = [len(encode_eval_prompt(lm, i.prompt)) for s in sources for i in s.load(limit, split, seed)]
+        batch, budget = auto_batch_for(lm, lengths, int(settings.resolved(lm).gen_length), max_memory)
+        settings = apply_preset(settings, None, {"batch_size": batch})
+        typer.echo(f"batch size auto: {batch} (decoding budget {budget / 1e9:.1f} GB; docs/benchmarks.md)")
     folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
     check_output_dir(folder)
     extra = {"preset": preset, "adapter": adapter, "base_model": model, "protocol": chosen}
