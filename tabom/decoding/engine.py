@@ -104,16 +104,24 @@ class _Engine:
 
 
 def _cached_logits(
-    cache: BlockCache, ids: torch.Tensor, attn: torch.Tensor, wanted: torch.Tensor, block: int, plan: BlockPlan
+    cache: BlockCache,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    wanted: torch.Tensor,
+    block: int,
+    plan: BlockPlan,
+    taking_part: torch.Tensor,
 ) -> torch.Tensor:
-    """Packed logits of ``wanted (Ba, G)`` through the cache: a refresh when ``block`` is new."""
+    """Packed logits of ``wanted (Ba, G)`` through the cache: a refresh when ``block`` is new, else
+    the block's window for the rows ``taking_part (Ba,)`` (``wanted`` is empty elsewhere)."""
     gen = plan.gen_length
     columns = torch.zeros_like(attn)  # (Ba, L)
     columns[:, -gen:] = wanted
     if cache.block != block:
         return cache.refresh(ids, attn, columns, block)
     start = ids.shape[1] - gen + block * plan.block_length
-    return cache.window(ids, attn, columns, start=start, end=start + plan.block_length)
+    rows = None if bool(taking_part.all()) else taking_part
+    return cache.window(ids, attn, columns, start=start, end=start + plan.block_length, rows=rows)
 
 
 def _decode_batch(
@@ -186,7 +194,8 @@ def _decode_batch(
         if cache is None:
             packed = response_logits(model, ids, attn, wanted, use_positions=use_positions)  # (N, V)
         else:
-            packed = _cached_logits(cache, ids, attn, wanted, int(current[0]), plan)  # (N, V)
+            wanted = wanted & taking_part.unsqueeze(1)  # a waiting row needs no logits
+            packed = _cached_logits(cache, ids, attn, wanted, int(current[0]), plan, taking_part)  # (N, V)
         nfe += 1
         if entropy is not None:
             step_entropy = torch.full(wanted.shape, float("nan"), device=device)  # (Ba, G)

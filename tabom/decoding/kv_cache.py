@@ -89,6 +89,7 @@ class _Recorder:
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.recording = True
+        self.rows: torch.Tensor | None = None  # replaying for a subset of the batch rows (B,) bool
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
@@ -97,9 +98,10 @@ class _Recorder:
         if self.recording:
             self.keys[layer_idx], self.values[layer_idx] = key_states, value_states
             return key_states, value_states
-        keys = torch.cat([self.keys[layer_idx], key_states], dim=-2)
-        values = torch.cat([self.values[layer_idx], value_states], dim=-2)
-        return keys, values
+        kept_keys, kept_values = self.keys[layer_idx], self.values[layer_idx]
+        if self.rows is not None:
+            kept_keys, kept_values = kept_keys[self.rows], kept_values[self.rows]
+        return torch.cat([kept_keys, key_states], dim=-2), torch.cat([kept_values, value_states], dim=-2)
 
     def select_rows(self, keep: torch.Tensor) -> None:
         """Keep the batch rows where ``keep (B,)`` is True."""
@@ -180,7 +182,14 @@ class BlockCache:
         return self.model.head(hidden[wanted])
 
     def window(
-        self, ids: torch.Tensor, attn: torch.Tensor, wanted: torch.Tensor, *, start: int, end: int
+        self,
+        ids: torch.Tensor,
+        attn: torch.Tensor,
+        wanted: torch.Tensor,
+        *,
+        start: int,
+        end: int,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Recompute the window of block columns ``[start, end)`` against the kept keys/values.
 
@@ -190,10 +199,16 @@ class BlockCache:
         Args:
             ids, attn: ``(B, L)``, as at the refresh (same columns).
             wanted: ``(B, L)`` bool, inside ``[start, end)`` for dual, ``[start, L)`` for prefix.
+            rows: ``(B,)`` bool, run only these rows (the others want no logits: rows waiting for
+                the batch to finish the block cost nothing); None runs all.
 
         Returns:
             ``(N, V)`` logits at the True entries of ``wanted``, row-major.
         """
+        if rows is not None:
+            if bool(wanted[~rows].any()):
+                raise ValueError("cache: wanted logits in a row the window does not run")
+            ids, attn, wanted = ids[rows], attn[rows], wanted[rows]
         batch, width = ids.shape
         lo = max(start - int(self.model.logits_shift), 0)
         hi = end if self.mode == "dual" else width
@@ -205,7 +220,11 @@ class BlockCache:
         allowed = torch.cat([kept, attn[:, lo:hi]], dim=1)  # (B, L + W)
         allowed = allowed.unsqueeze(1).expand(batch, hi - lo, width + hi - lo)  # (B, W, L + W)
         positions = columns[lo:hi].expand(batch, hi - lo)  # (B, W)
-        hidden = self._aligned(self._run(ids[:, lo:hi], positions, allowed))  # (B, W, H)
+        self._recorder.rows = rows
+        try:
+            hidden = self._aligned(self._run(ids[:, lo:hi], positions, allowed))  # (B, W, H)
+        finally:
+            self._recorder.rows = None
         return self.model.head(hidden[wanted[:, lo:hi]])
 
     def select_rows(self, keep: torch.Tensor) -> None:
