@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -19,8 +20,19 @@ import typer
 
 
 OPTIONS = {field: "--" + field.replace("_", "-") for field in (
-    "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch")}
+    "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds")}
 """`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``"0.9,0.7"`` -> (0.9, 0.7); ``"none"`` or empty -> (); a non-number is a ValueError."""
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if parts in ([], ["none"]):
+        return ()
+    try:
+        return tuple(float(t) for t in parts)
+    except ValueError:
+        raise ValueError(f"thresholds: {text!r} is not a comma-separated list of numbers in (0, 1]") from None
 
 
 def reproduce(
@@ -37,6 +49,9 @@ def reproduce(
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default, one per core)."),
+    thresholds: str = typer.Option("0.9,0.7,0.5", help="Thresholds of the parallel-decoding-by-threshold table "
+                                                        "(No-SFT, SFT-SD, TABOM; comma-separated, each in (0, 1]; "
+                                                        "'none' skips it)."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="A real checkpoint's plan (PLAN.yaml: training "
                                              "prompts, validation/test benchmark files; docs/real_checkpoints.md): "
                                              "the paper's grid on --model in the release's protocol."),
@@ -70,6 +85,7 @@ def reproduce(
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
                          keep="all" if keep_all else "correct",
                          domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
+        plan = replace(plan, thresholds=_thresholds(thresholds))
     if threads:
         torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per model load would drown the step log
