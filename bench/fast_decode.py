@@ -1,6 +1,6 @@
 """Benchmark: fast decoding (KV cache, threshold parallel decoding) against exact full decoding.
 
-    python bench/fast_decode.py                       # 50 problems x 4 in-domain families, ~5-8 min quiet
+    python bench/fast_decode.py                       # 50 problems x 4 in-domain families
     python bench/fast_decode.py --n 8 --dream-n 8     # a quick look
 
 One run, side by side, on the same prompts and threads:
@@ -10,7 +10,8 @@ One run, side by side, on the same prompts and threads:
   strategy (entropy): exact full decoding (gen_length 64, one token per step, one block, the
   reference row), exact block decoding (``--block-length``, one token per step), the same with
   ``--cache prefix`` and ``--cache dual``, threshold decoding (``--threshold``) without a cache
-  and with the dual cache.
+  and with the dual cache, and threshold decoding over one block (the whole response) without a
+  cache and with the prefix cache (the prompt's keys/values).
 * **Dream-layout model with the real vocabulary** (151,936 rows, Qwen2 blocks with q/k/v bias,
   shifted logits), random weights at a small width, random prompts: the same settings, for
   throughput only (its tokens mean nothing; agreement is still reported).
@@ -67,6 +68,10 @@ def configs(block: int, threshold: float) -> list[tuple[str, str, dict[str, Any]
         (f"dual cache, blocks of {block}", f"exact, blocks of {block}", {**b, "cache": "dual"}),
         (f"threshold {threshold}, blocks of {block}", f"threshold {threshold}, blocks of {block}", t),
         (f"threshold {threshold} + dual cache", f"threshold {threshold}, blocks of {block}", {**t, "cache": "dual"}),
+        (f"threshold {threshold}, one block", f"threshold {threshold}, one block",
+         {"threshold": threshold, "tokens_per_step": None}),
+        (f"threshold {threshold}, one block + prefix cache", f"threshold {threshold}, one block",
+         {"threshold": threshold, "tokens_per_step": None, "cache": "prefix"}),
     ]
 
 
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="test problems per in-domain family")
     parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--block-length", type=int, default=8)
+    parser.add_argument("--block-length", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)

@@ -19,7 +19,7 @@ The LLaDA scripts' ``logits_eos_inf`` (HumanEval) and ``confidence_eos_eot_inf``
 are not reproduced (docs/deviations.md).
 
 The ``fast-*`` presets are the paper's (and ``fast-tiny`` the tiny model's defaults) with fast
-decoding: blocks of 32 (8 for tiny), the dual key/value cache and threshold 0.9, Fast-dLLM's
+decoding: blocks of 32 (2 of the tiny model's 64 tokens), the dual key/value cache and threshold 0.9, Fast-dLLM's
 defaults (figures in docs/benchmarks.md, ``bench/fast_decode.py``).
 """
 
@@ -41,7 +41,7 @@ _RELEASE_LLADA = {"gsm8k": (256, 256, 8), "math500": (512, 512, 64), "humaneval"
 
 
 # Fast decoding beside the paper's settings: Fast-dLLM's defaults (blocks of 32, dual cache, threshold
-# 0.9) on top of each Table 8 preset (32 divides every gen_length there); the tiny model's blocks of 8.
+# 0.9) on top of each Table 8 preset (32 divides every gen_length there) and of the tiny model's defaults.
 FAST: dict[str, Any] = {"block_length": 32, "cache": "dual", "threshold": 0.9, "tokens_per_step": None}
 
 
@@ -65,7 +65,7 @@ def _build() -> dict[str, dict[str, Any]]:
     for name in [n for n in presets if not n.startswith("release-")]:
         presets[f"fast-{name}"] = dict(presets[name], **FAST)
     presets["fast-tiny"] = {"gen_length": 64, "steps": 64, "strategy": "entropy", "temperature": 0.0,
-                            "top_p": None, "top_k": None, **FAST, "block_length": 8}
+                            "top_p": None, "top_k": None, **FAST}
     return presets
 
 

@@ -143,6 +143,6 @@ def test_fast_presets_are_the_papers_with_fast_decoding():
         settings = apply_preset(DecodeSettings(), name)
         assert settings.gen_length % settings.block_length == 0  # blocks of 32 fit every Table 8 length
     tiny = apply_preset(DecodeSettings(), "fast-tiny").resolved(TINY)
-    assert (tiny.cache, tiny.threshold, tiny.block_length, tiny.tokens_per_step) == ("dual", 0.9, 8, None)
+    assert (tiny.cache, tiny.threshold, tiny.block_length, tiny.tokens_per_step) == ("dual", 0.9, 32, None)
     res = generate(TINY, [[5, 6, 7]], tiny)
     assert res.tokens.shape == (1, 64) and int(res.steps_run[0]) <= 64
