@@ -45,7 +45,7 @@ def pretrain(
 ) -> None:
     """Train the tiny DLM from scratch with the masked-diffusion (NELBO) objective."""
     from tabom.errors import options_named
-    from tabom.training.pretrain import PretrainConfig, load_task_options, pretrain as run
+    from tabom.pretraining.pretrain import PretrainConfig, load_task_options, pretrain as run
 
     shape = {"hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": heads, "intermediate_size": intermediate_size}

@@ -14,7 +14,7 @@ masked tokens of the batch. :func:`mask_uniform` is reused by pre-training (pass
 ``groups`` (pre-training only, not the paper's recipe) makes tokens of one group share their
 masking draw, so they are masked together; every token keeps the marginal rate ``p_mask``, so the
 ``1 / p_mask`` weighting stays as it is. Pre-training groups every occurrence of a number in an
-answer (``tabom.training.pretrain.number_groups``): a masked result cannot then be copied from
+answer (``tabom.pretraining.pretrain.number_groups``): a masked result cannot then be copied from
 its twin on the next line (docs/tiny_model.md).
 """
 

@@ -1,4 +1,5 @@
-"""Training: `tabom pretrain` (the tiny model) and `tabom train` (LoRA/full, accelerate, resume).
+"""Post-training: `tabom train` (LoRA/full, DDP or FSDP, resume); pre-training the tiny model is
+`tabom.pretraining`.
 
 Read `step.py` first (the train step), then `trainer.py` (the loop), `data.py` (rows and
 collation), `checkpoint.py` (atomic checkpoints), `build.py` (model, optimizer, schedule) and

@@ -225,7 +225,7 @@ def test_a_device_this_machine_lacks(tmp_path, monkeypatch, capsys) -> None:
 
 
 def test_pretrain_numbers_are_checked_before_any_output(tmp_path, monkeypatch, capsys) -> None:
-    from tabom.training.pretrain import PretrainConfig, pretrain
+    from tabom.pretraining.pretrain import PretrainConfig, pretrain
 
     out = tmp_path / "run"
     one_error(in_process(monkeypatch, capsys, "pretrain", "--out", str(out), "--hidden-size", "0"),
@@ -346,7 +346,7 @@ def test_a_model_folder_cut_short_has_no_metadata_and_says_so(tmp_path) -> None:
 
 
 def test_the_probe_command_line_reports_like_tabom(tmp_path, capsys) -> None:
-    from tabom.training.probe import main as probe_main
+    from tabom.pretraining.probe import main as probe_main
 
     with pytest.raises(SystemExit) as exit_info:
         probe_main([str(tmp_path / "nope")])

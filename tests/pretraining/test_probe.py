@@ -8,7 +8,7 @@ import math
 import torch
 
 from tabom.models import build_tiny
-from tabom.training.probe import attention_entropy, fill_accuracy
+from tabom.pretraining.probe import attention_entropy, fill_accuracy
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
              intermediate_size=64, max_position_embeddings=256)
@@ -56,7 +56,7 @@ def test_attention_entropy_is_high_at_init_and_near_zero_when_the_logits_blow_up
 
 
 def test_twin_free_masks_hide_the_result_and_every_later_digit() -> None:
-    from tabom.training.probe import twin_free_masks
+    from tabom.pretraining.probe import twin_free_masks
 
     assert twin_free_masks("3+4=7\n7*2=14\n#### 14") == [(4, 5, [4, 6, 8, 10, 11, 18, 19]),
                                                          (10, 12, [10, 11, 18, 19])]
@@ -69,14 +69,14 @@ def test_twin_free_masks_hide_the_result_and_every_later_digit() -> None:
 
 def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeypatch) -> None:
     """A model that returns the unmasked truth computes every result; a random one almost none."""
-    from tabom.training import probe
+    from tabom.pretraining import probe
 
     model = build_tiny(seed=0, **SMALL)
     random_scores = probe.compute_accuracy(model, n=6)
     assert set(random_scores) == {"math_chain", "math_linear", "code_trace"}
     assert all(0.0 <= v < 0.5 for v in random_scores.values()), random_scores
 
-    from tabom.training import pretrain
+    from tabom.pretraining import pretrain
 
     truth: dict[str, torch.Tensor] = {}
     real_collate = pretrain.collate
@@ -86,7 +86,7 @@ def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeyp
         truth["ids"] = out[0]
         return out
 
-    monkeypatch.setattr("tabom.training.pretrain.collate", recording_collate)
+    monkeypatch.setattr("tabom.pretraining.pretrain.collate", recording_collate)
     vocab = model.vocab_size
 
     class Oracle:
@@ -101,7 +101,7 @@ def test_compute_accuracy_is_a_fraction_per_family_and_one_for_an_oracle(monkeyp
 
 def test_drill_facts_are_distinct_true_training_facts_and_an_oracle_scores_one(monkeypatch) -> None:
     from tabom.tasks.drill import answer_facts
-    from tabom.training import probe
+    from tabom.pretraining import probe
 
     facts = probe.drill_facts(n=20, n_per_family=200)
     assert set(facts) == {"math_chain", "math_linear", "code_trace"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tabom.models import load
-from tabom.training.pretrain import (
+from tabom.pretraining.pretrain import (
     PretrainConfig,
     collate,
     collate_groups,
@@ -82,7 +82,7 @@ def test_killed_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch) -
     """Kill after step 5 (snapshot at 4), resume: the final weights equal an uninterrupted run's."""
     import pytest
 
-    import tabom.training.pretrain as pt
+    import tabom.pretraining.pretrain as pt
 
     torch.set_num_threads(1)
     base = dict(steps=8, batch_size=4, lr=3e-3, warmup=2, n_per_family=8, gen_length=64, model=SMALL,
@@ -159,7 +159,7 @@ def test_cli_shape_options_build_that_model(tmp_path) -> None:
 def test_bucketed_order_covers_every_example_once_in_length_sorted_batches():
     import random
 
-    from tabom.training.pretrain import bucketed_order
+    from tabom.pretraining.pretrain import bucketed_order
 
     lengths = [random.Random(i).randint(5, 100) for i in range(1000)]
     order = bucketed_order(lengths, 8, random.Random(0), chunk=4)
@@ -253,7 +253,7 @@ def test_drill_sheets_fill_the_answer_window_with_several_facts() -> None:
 def test_task_options_file_reaches_the_mixture_and_bad_files_name_file_line_family(tmp_path) -> None:
     from tabom.models.tiny import build_tiny
     from tabom.tasks import mixture
-    from tabom.training.pretrain import load_task_options
+    from tabom.pretraining.pretrain import load_task_options
 
     good = tmp_path / "tasks.yaml"
     good.write_text("# harder\nmath_chain:\n  start_range: [30, 40]\n  max_value: 99\n")
@@ -367,7 +367,7 @@ def test_shipped_task_files_load_and_name_real_knobs() -> None:
     from importlib.resources import files
 
     from tabom.tasks import get_family
-    from tabom.training.pretrain import load_task_options
+    from tabom.pretraining.pretrain import load_task_options
 
     shipped = {p.name: load_task_options(str(p))
                for p in files("tabom").joinpath("assets", "tasks").iterdir() if p.name.endswith(".yaml")}

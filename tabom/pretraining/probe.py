@@ -1,6 +1,6 @@
 """How much of a masked answer the tiny model fills in: a quick diagnostic of pre-training progress.
 
-    python -m tabom.training.probe tabom/assets/tiny runs/pretrain/step_1000     # one line per checkpoint
+    python -m tabom.pretraining.probe tabom/assets/tiny runs/pretrain/step_1000     # one line per checkpoint
 
 For `n` validation problems of every family (native answers, EOS-padded to `gen_length`), each
 response character is masked with probability t, the masked sequence goes through the model once,
@@ -51,7 +51,7 @@ def fill_accuracy(model: DiffusionLM, rates: tuple[float, ...] = (0.1, 0.5, 1.0)
                   gen_length: int = 64, seed: int = 0) -> list[FillAccuracy]:
     """Masked-character accuracy of `model` on `n` val problems per family at each mask rate."""
     from tabom.tasks import mixture
-    from tabom.training.pretrain import collate, response_ids
+    from tabom.pretraining.pretrain import collate, response_ids
 
     problems = mixture("val", n, seed=seed)
     pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, gen_length)) for p in problems]
@@ -81,7 +81,7 @@ def attention_entropy(model: DiffusionLM, n: int = 8, gen_length: int = 64, seed
     the model's attention implementation back afterwards.
     """
     from tabom.tasks import mixture
-    from tabom.training.pretrain import collate, response_ids
+    from tabom.pretraining.pretrain import collate, response_ids
 
     problems = mixture("val", n, seed=seed)
     pairs = [(model.encode_prompt(p.prompt), response_ids(model, p.native, gen_length)) for p in problems]
@@ -128,7 +128,7 @@ def compute_accuracy(model: DiffusionLM, n: int = 50, gen_length: int = 64, seed
     predicts right (argmax, one forward) with the result and every later digit masked.
     Needs a one-character-per-token tokenizer (the tiny model's)."""
     from tabom.tasks import get_family
-    from tabom.training.pretrain import collate, response_ids
+    from tabom.pretraining.pretrain import collate, response_ids
 
     result: dict[str, float] = {}
     for family in families:
