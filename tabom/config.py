@@ -58,7 +58,6 @@ RECIPE_DIRS: tuple[Path, ...] = (
 )
 """Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the package, then the repo."""
 
-TRAJECTORY_OBJECTIVES: tuple[str, ...] = ("trajectory", "tabom", "dinfer", "t3d")
 SEED_LIMIT = 2**32
 """Seeds lie in [0, SEED_LIMIT): the run derives its generators' seeds from them."""
 MAX_BATCH = 2**20
@@ -316,13 +315,6 @@ class TrainConfig:
                 raise FieldError("report_to", f"unknown sink {sink!r} (tensorboard, wandb)")
         if self.dtype not in ("auto", "bfloat16", "bf16", "float32", "fp32", "float16", "fp16"):
             raise FieldError("dtype", f"unknown {self.dtype!r} (auto, bfloat16, float32)")
-        if self.objective.name in TRAJECTORY_OBJECTIVES and (
-            self.data.task is not None or self.data.format != "trajectories"
-        ):
-            raise FieldError(
-                "data", f"objective {self.objective.name!r} needs trajectories "
-                "(data.path to a trajectory JSONL with data.format: trajectories)"
-            )
 
 
 # --------------------------------------------------------------------------- recipes
@@ -426,13 +418,16 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
         raise ConfigError(f"{source}: data: required section is missing (data.path or data.task)")
     cfg = build(TrainConfig, raw, source=source, lines=lines)
     if check_objective:
-        validate_objective(cfg.objective, source=source, lines=lines)
+        validate_objective(cfg.objective, data=cfg.data, source=source, lines=lines)
     return cfg
 
 
-def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
+def validate_objective(section: ObjectiveConfig, *, data: DataConfig | None = None, source: str = "<recipe>",
                        lines: dict[str, int | str] | None = None) -> Any:
-    """Type-check `objective.params` against the objective's dataclass; returns that config."""
+    """Type-check `objective.params` against the objective's dataclass; returns that config.
+
+    With `data`, also what the objective's registry entry says it needs of the data
+    (`needs_trajectories`: a trajectory JSONL, not prompts or a task family)."""
     from tabom.objectives import get_objective
 
     lines = lines or {}
@@ -443,6 +438,10 @@ def validate_objective(section: ObjectiveConfig, *, source: str = "<recipe>",
 
     def err(key: str, msg: str) -> ConfigError:
         return ConfigError(f"{where(source, lines, key)}: {key}: {msg}")
+
+    if data is not None and obj.needs_trajectories and (data.task is not None or data.format != "trajectories"):
+        raise err("data", f"objective {section.name!r} needs trajectories "
+                  "(data.path to a trajectory JSONL with data.format: trajectories)")
 
     hints = typing.get_type_hints(obj.config_cls)
     checked: dict[str, Any] = {}

@@ -260,7 +260,7 @@ def setup(cfg: TrainConfig, resume: bool) -> Run | None:
             log.warning("%s: already finished (final/ exists); nothing to resume", run_dir)
         return None
     objective = get_objective(cfg.objective.name)
-    obj_cfg = validate_objective(cfg.objective)
+    obj_cfg = validate_objective(cfg.objective, data=cfg.data)
     base = build_model(cfg)
     rows = load_rows(cfg.data, base)
     n_batches, total_steps, n_epochs = _schedule(cfg, len(rows), world)

@@ -73,8 +73,15 @@ def test_needs_trajectories_is_what_the_objective_reads(name):
     assert bool(noised.row_valid.any()) is (not obj.needs_trajectories)
 
 
-def test_config_lists_the_same_trajectory_objectives():
-    """config.TRAJECTORY_OBJECTIVES (torch-free, for recipe checks) agrees with the registry."""
-    from tabom.config import TRAJECTORY_OBJECTIVES
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_recipes_ask_the_registry_what_data_an_objective_needs(name):
+    """A recipe pairing a built-in task family with an objective that needs trajectories is one
+    error naming the data; the others load."""
+    from tabom.config import ConfigError, load_recipe
 
-    assert set(TRAJECTORY_OBJECTIVES) == {n for n, o in OBJECTIVES.items() if o.needs_trajectories}
+    args = [f"objective.name={name}"]  # tiny_sft_gt reads the math_chain task family
+    if get_objective(name).needs_trajectories:
+        with pytest.raises(ConfigError, match=f"data: objective '{name}' needs trajectories"):
+            load_recipe("tiny_sft_gt", args)
+    else:
+        assert load_recipe("tiny_sft_gt", args).objective.name == name
