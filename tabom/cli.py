@@ -11,9 +11,17 @@ Command modules import torch and transformers only inside their function bodies,
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from tabom.commands.data import data_app
+from tabom.commands.evaluate import eval_command
+from tabom.commands.export import export
+from tabom.commands.generate import generate
+from tabom.commands.lm_eval import lm_eval_command
+from tabom.commands.pretrain import pretrain
+from tabom.commands.reproduce import reproduce
+from tabom.commands.tds import tds
+from tabom.commands.train import train
 
 app = typer.Typer(
     name="tabom",
@@ -23,36 +31,24 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-# (module under tabom.commands, attribute, verb). A typer.Typer attribute becomes a command group.
-COMMANDS: list[tuple[str, str, str]] = [
-    ("pretrain", "pretrain", "pretrain"),
-    ("evaluate", "eval_command", "eval"),
-    ("data", "data_app", "data"),
-    ("generate", "generate", "generate"),
-    ("train", "train", "train"),
-    ("tds", "tds", "tds"),
-    ("lm_eval", "lm_eval_command", "lm-eval"),
-    ("reproduce", "reproduce", "reproduce"),
-    ("export", "export", "export"),
+# (verb, command): a typer.Typer becomes a command group; `context_settings` on a function (lm-eval,
+# tds) reaches typer.
+COMMANDS: list[tuple[str, object]] = [
+    ("pretrain", pretrain),
+    ("eval", eval_command),
+    ("data", data_app),
+    ("generate", generate),
+    ("train", train),
+    ("tds", tds),
+    ("lm-eval", lm_eval_command),
+    ("reproduce", reproduce),
+    ("export", export),
 ]
-
-
-def _register() -> None:
-    for module_name, attr, verb in COMMANDS:
-        try:
-            module = importlib.import_module(f"tabom.commands.{module_name}")
-        except ModuleNotFoundError as exc:  # a verb whose module is not there yet stays absent
-            if exc.name and exc.name.startswith("tabom.commands"):
-                continue
-            raise
-        obj = getattr(module, attr)
-        if isinstance(obj, typer.Typer):
-            app.add_typer(obj, name=verb)
-        else:
-            app.command(verb, context_settings=getattr(obj, "context_settings", None))(obj)
-
-
-_register()
+for _verb, _command in COMMANDS:
+    if isinstance(_command, typer.Typer):
+        app.add_typer(_command, name=_verb)
+    else:
+        app.command(_verb, context_settings=getattr(_command, "context_settings", None))(_command)
 
 
 def main() -> None:
