@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from tabom.models.diffusion_lm import DiffusionLM
-from tabom.models.loading import read_json
+from tabom.models.files import read_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"

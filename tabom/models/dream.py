@@ -24,7 +24,7 @@ import torch
 
 from tabom.models.compat import require_transformers
 from tabom.models.diffusion_lm import DiffusionLM
-from tabom.models.loading import read_json
+from tabom.models.files import read_json
 from tabom.models.weights import build_and_load, config_error, read_family_config
 
 # Dream config.json key -> Qwen2Config argument (same names; the table is the contract).

@@ -39,7 +39,8 @@ from typing import Any
 import torch
 
 from tabom.models.diffusion_lm import DiffusionLM
-from tabom.models.loading import META_FILE, model_dir, read_json
+from tabom.models.files import read_json
+from tabom.models.loading import META_FILE, model_dir
 
 FORMATS = ("original", "hf")
 DEFAULT_SHARD_BYTES = 5 * 1000**3  # transformers' default max_shard_size ("5GB")

@@ -25,7 +25,7 @@ import torch
 
 from tabom.models.compat import require_transformers
 from tabom.models.diffusion_lm import DiffusionLM
-from tabom.models.loading import load_tokenizer, read_json
+from tabom.models.files import load_tokenizer, read_json
 from tabom.models.weights import build_and_load, config_error, read_family_config
 
 LLADA_MASK_ID = 126336  # "<|mdm_mask|>"

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from tabom.models.char_tokenizer import CharTokenizer, is_char_tokenizer_file
 from tabom.models.diffusion_lm import DiffusionLM
+from tabom.models.files import load_tokenizer, read_json
 
 META_FILE = "diffusion.json"
 TINY_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny"
@@ -92,29 +92,6 @@ def check_device(device: str | torch.device) -> torch.device:
         if backend is None or not getattr(backend, "is_available", lambda: False)():
             raise UsageError(f"device {device} is not available (no {dev.type} backend on this machine)")
     return dev
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Parse a JSON file; invalid JSON (or text that is not UTF-8, or nesting too deep to parse)
-    raises ValueError naming ``path:line``."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except RecursionError:
-        raise ValueError(f"{path}: invalid JSON: nested too deeply to parse") from None
-
-
-def load_tokenizer(directory: Path) -> Any:
-    """The character tokenizer when the folder has one, else transformers' AutoTokenizer (local only)."""
-    tok_file = directory / "tokenizer.json"
-    if is_char_tokenizer_file(tok_file):
-        return CharTokenizer.from_file(tok_file)
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False, local_files_only=True)
 
 
 def load(

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tabom.models.loading import read_json
+from tabom.models.files import read_json
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
