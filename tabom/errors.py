@@ -174,7 +174,7 @@ def exit_on_failure(run: Callable[[], object]) -> None:
 
     A bug (:func:`failure_message` is None) is re-raised with its traceback; Ctrl-C exits 130
     quietly. With ``TABOM_DEBUG=1`` in the environment every failure keeps its traceback.
-    What `tabom.cli.main` and the module command lines (``python -m tabom.training.probe``) run.
+    What `tabom.cli.main` and the module command lines (``python -m tabom.pretraining.probe``) run.
     """
     import os
 
