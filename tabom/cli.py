@@ -3,7 +3,7 @@
     tabom eval --model tiny --tasks math_chain,code_trace
     tabom generate --model tiny --task math_chain --n 500 --out traj.jsonl
     tabom data inspect traj.jsonl
-    tabom train --recipe recipes/tiny_tabom.yaml
+    tabom train --recipe tiny_tabom
 
 Command modules import torch and transformers only inside their function bodies, so
 `tabom --help` stays fast.

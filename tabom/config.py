@@ -1,6 +1,6 @@
 """Typed configuration of `tabom train`: dataclasses, YAML recipes and `key=value` overrides.
 
-    cfg = load_recipe("recipes/tiny_tabom.yaml", ["optim.lr=1e-3", "objective.margin=0.2"])
+    cfg = load_recipe("tabom/recipes/tiny_tabom.yaml", ["optim.lr=1e-3", "objective.margin=0.2"])
     print(to_yaml(cfg))                    # the resolved recipe (what --dry-run prints)
 
 A recipe is a YAML mapping whose keys are the fields of :class:`TrainConfig`; nested sections
@@ -52,11 +52,9 @@ __all__ = ["ConfigError", "DataConfig", "LoraConfig", "ObjectiveConfig", "OptimC
            "apply_overrides", "build", "load_recipe", "parse_override", "resolve_recipe_path", "to_dict",
            "to_yaml", "validate_objective"]
 
-RECIPE_DIRS: tuple[Path, ...] = (
-    Path(__file__).resolve().parent / "recipes",
-    Path(__file__).resolve().parent.parent / "recipes",
-)
-"""Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the package, then the repo."""
+RECIPE_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parent / "recipes",)
+"""Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the recipes shipped in the package
+(`tabom/recipes/`, the only copy)."""
 
 SEED_LIMIT = 2**32
 """Seeds lie in [0, SEED_LIMIT): the run derives its generators' seeds from them."""

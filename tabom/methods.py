@@ -2,12 +2,12 @@
 
 A recipe may carry a `methods:` section (a mapping method -> partial recipe, or the name of a
 YAML file of such blocks, e.g. `paper_methods`, looked up beside the recipe and in the built-in
-recipe folders) and a `method:` key choosing one. The chosen block is merged over the recipe
+recipe folder) and a `method:` key choosing one. The chosen block is merged over the recipe
 before it is built; an `objective` block that names an objective replaces the recipe's
 objective section as a whole (another objective's fields never leak into it).
 
-    # recipes/dream_prm12k.yaml: Dream + PRM12K with TABOM's settings, and
-    methods: paper_methods        # sft_gt, sft_sd, dinfer, t3d (recipes/paper_methods.yaml)
+    # tabom/recipes/dream_prm12k.yaml: Dream + PRM12K with TABOM's settings, and
+    methods: paper_methods        # sft_gt, sft_sd, dinfer, t3d (tabom/recipes/methods/paper.yaml)
     method: tabom                 # `tabom` (or no block of that name): the recipe as written
 
     tabom train --recipe dream_prm12k method=t3d model=/ckpt/Dream data.path=d.jsonl

@@ -21,7 +21,7 @@ from tabom.config import (
 from tabom.typed_yaml import FieldError, load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted((ROOT / "tabom" / "recipes").glob("*.yaml"))
 PAPER = {  # name -> (rank_lambda, margin, lr): the release's hyperparameters
     "dream_prm12k": (1.0, 0.1, 2e-5),
     "dream_ling_coder": (2.0, 0.1, 1e-4),
@@ -63,11 +63,11 @@ def test_paper_recipes_carry_release_hyperparameters(name: str) -> None:
     assert cfg.optim.weight_decay == 0.01 and cfg.optim.max_grad_norm == 1.0
 
 
-def test_package_recipes_match_repo_recipes() -> None:
-    """`--recipe NAME` reads the packaged copy; it must equal recipes/NAME.yaml."""
+def test_recipes_have_one_copy() -> None:
+    """`--recipe NAME` reads tabom/recipes/NAME.yaml, the only copy: no second recipes folder."""
+    assert RECIPES and not (ROOT / "recipes").exists()
     for path in RECIPES:
-        packaged = ROOT / "tabom" / "recipes" / path.name
-        assert packaged.read_text() == path.read_text(), path.name
+        assert resolve_recipe_path(path.stem) == path
 
 
 def test_recipe_by_name_and_unknown_name() -> None:

@@ -1,7 +1,7 @@
 """`tabom train`: post-train a diffusion LM from a YAML recipe (LoRA or full, accelerate, resume).
 
     tabom train --recipe tiny_tabom
-    tabom train --recipe recipes/dream_prm12k.yaml model=/ckpt/Dream-v0-Instruct-7B data.path=d.jsonl
+    tabom train --recipe dream_prm12k model=/ckpt/Dream-v0-Instruct-7B data.path=d.jsonl
     tabom train --recipe tiny_tabom optim.lr=1e-3 objective.margin=0.2 --dry-run
     tabom train --recipe tiny_tabom out=runs/t --resume
     accelerate launch --num_processes 8 -m tabom.cli train --recipe dream_prm12k ...

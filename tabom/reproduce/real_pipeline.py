@@ -9,7 +9,7 @@ Per domain: (1) the base model's trajectories on the plan's training prompts (ve
 kept, as the paper), and the prompts with their reference solutions for SFT-GT; (2) SFT-GT,
 SFT-SD, dInfer, T3D and TABOM, each with the release recipe of the model and domain
 (``dream_prm12k``, ``llada_ling_coder``, ...: LoRA r 16 on q/v, lr 2e-5, 5 epochs) with the
-method's block of ``recipes/methods/paper.yaml`` (``method=sft_sd`` ...); (3) every checkpoint (``epoch_k/``, ``final/``) evaluated on the domain's
+method's block of ``tabom/recipes/methods/paper.yaml`` (``method=sft_sd`` ...); (3) every checkpoint (``epoch_k/``, ``final/``) evaluated on the domain's
 validation files with full decoding, the best chosen (:mod:`tabom.eval.best_epoch`), and test
 evaluated at it on every benchmark with full and 2-token parallel decoding, in the release's
 protocol with each benchmark's release preset; (4) TDS of No-SFT, SFT-SD and TABOM. The report
@@ -143,7 +143,7 @@ class RealReproduction(Reproduction):
         return release_recipe(self.plan.family, domain)
 
     def train_overrides(self, domain: str, run: TrainRun, seed: int) -> list[str]:
-        """The tiny run's overrides, preceded by the method's block of ``recipes/methods/paper.yaml``
+        """The tiny run's overrides, preceded by the method's block of ``tabom/recipes/methods/paper.yaml``
         (``method=sft_gt`` ...; TABOM is the release recipe itself)."""
         method = run.recipe.removeprefix("tiny_")
         return ([] if method == "tabom" else [f"method={method}"]) + super().train_overrides(domain, run, seed)
