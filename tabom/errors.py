@@ -1,6 +1,7 @@
 """Expected failures -> one line for the user; everything else is a bug and keeps its traceback.
 
-`tabom.cli.main` asks :func:`failure_message` about every exception a command raises. Bad input
+`tabom.cli.main` runs every command through :func:`exit_on_failure`, which asks
+:func:`failure_message` about the exception a command raises. Bad input
 (``ValueError`` and its subclasses, which code raises with ``FILE:LINE: field: ...``), the
 operating system refusing a file operation (missing, a directory where a file was expected, no
 permission, a read-only or full disk), a file that is not UTF-8 text, input nested too deeply to
@@ -8,12 +9,10 @@ parse, a corrupt safetensors file, a number too large, and running out of memory
 the command ends with ``error: <message>`` and exit status 2. Any other exception is a bug in
 tabom: ``failure_message`` returns None and the traceback is shown.
 
-    try:
-        run()
-    except Exception as exc:
-        message = failure_message(exc)      # "runs/x: Read-only file system (choose a writable ...)"
-        if message is None:
-            raise
+    exit_on_failure(app)                     # error: runs/x: Read-only file system (choose a writable ...)
+    failure_message(KeyError("x"))           # None: a bug, the traceback is shown
+    with options_named({"n_train": "--n-train"}):
+        make_plan(...)                       # ValueError "n_train: ..." -> "--n-train: ..."
 
 An OSError raised by a file object's ``write``/``flush`` (a full disk) carries no file name; the
 file is then looked up in the innermost frames of the traceback (:func:`file_in_traceback`).
