@@ -93,11 +93,12 @@ class TabomLM(LM):
         self.tokens_per_step = _opt(tokens_per_step, int)
         self.threshold = _opt(threshold, float)
         self.cache = _opt(cache, str) or "none"
-        from tabom.decoding.kv_cache import check_cache, require_cache_support  # noqa: PLC0415
+        from tabom.decoding.kv_cache import require_cache_support  # noqa: PLC0415
         from tabom.decoding.settings import DecodeSettings  # noqa: PLC0415
 
-        DecodeSettings(threshold=self.threshold, cache=self.cache)  # bad values fail before any request
-        check_cache(self.cache, self.block_length)
+        # bad values (tau outside (0, 1], dual without blocks, ...) fail before any request
+        DecodeSettings(block_length=self.block_length, tokens_per_step=self.tokens_per_step,
+                       threshold=self.threshold, cache=self.cache)
         require_cache_support(self.lm, self.cache)
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16  # "auto" -> 16
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))

@@ -146,3 +146,16 @@ def test_fast_presets_are_the_papers_with_fast_decoding():
     assert (tiny.cache, tiny.threshold, tiny.block_length, tiny.tokens_per_step) == ("dual", 0.9, 32, None)
     res = generate(TINY, [[5, 6, 7]], tiny)
     assert res.tokens.shape == (1, 64) and int(res.steps_run[0]) <= 64
+
+
+def test_lm_eval_model_hands_threshold_and_cache_to_the_engine():
+    pytest.importorskip("lm_eval")
+    from tabom.eval.lm_eval_model import TabomLM
+
+    lm = TabomLM(model="tiny", device="cpu", block_length=32, threshold="0.9", cache="dual", batch_size=4)
+    settings = lm._settings({"max_gen_toks": 64})
+    assert (settings.threshold, settings.cache, settings.block_length, settings.tokens_per_step) == (0.9, "dual", 32, None)
+    with pytest.raises(ValueError, match=r"threshold: must be in \(0, 1\]"):
+        TabomLM(model="tiny", device="cpu", threshold=2)
+    with pytest.raises(ValueError, match="cache: dual needs a block length"):
+        TabomLM(model="tiny", device="cpu", cache="dual")
