@@ -40,12 +40,13 @@ from typing import Any
 
 import torch
 
-from .batch import accepts_positions, left_pad, model_device, response_logits, trim_left_padding
+from .batch import accepts_positions, left_pad, model_device, trim_left_padding
+from .chunked import logits_source, rows_per_chunk, step_work
 from .kv_cache import BlockCache, check_cache, require_cache_support
 from .progress import StepProgress
 from .result import DecodeResult, merge_results, to_cpu_result
-from .rules import propose, select_positions, threshold_chosen, token_probability
-from .sampling import check_sampling_args, shannon_entropy
+from .rules import select_positions, threshold_chosen
+from .sampling import check_sampling_args
 from .schedules import BlockPlan, dream_counts_at, fixed_counts, llada_counts_at, plan_blocks
 from .settings import DecodeSettings
 from .strategies import check_strategy_options
@@ -191,34 +192,32 @@ def _decode_batch(
 
         # 3. One forward over the active rows, logits only where needed.
         wanted = masked if options.record_entropy else eligible  # (Ba, G)
-        if cache is None:
-            packed = response_logits(model, ids, attn, wanted, use_positions=use_positions)  # (N, V)
+        if cache is None:  # the decoder once; the LM head later, chunk by chunk (tabom.decoding.chunked)
+            logits_of, vocab = logits_source(model, ids, attn, wanted, use_positions=use_positions)
         else:
             wanted = wanted & taking_part.unsqueeze(1)  # a waiting row needs no logits
             packed = _cached_logits(cache, ids, attn, wanted, int(current[0]), plan, taking_part)  # (N, V)
+            logits_of, vocab = (lambda lo, hi, packed=packed: packed[lo:hi]), int(packed.shape[-1])
         nfe += 1
+
+        # 4. The rule proposes tokens and scores (with the recorded entropies and the threshold's
+        #    confidence, in chunks of positions); the count or the threshold picks the positions.
+        work = step_work(logits_of, int(wanted.sum()), eligible[wanted], strategy=options.strategy,
+                         temperature=options.temperature, top_p=options.top_p, top_k=options.top_k,
+                         generator=options.generator, need_entropy=entropy is not None,
+                         need_confidence=plan.threshold is not None, rows=rows_per_chunk(vocab))
         if entropy is not None:
             step_entropy = torch.full(wanted.shape, float("nan"), device=device)  # (Ba, G)
-            step_entropy[wanted] = shannon_entropy(packed)
+            step_entropy[wanted] = work.entropy
             entropy[rows[taking_part], row_step[taking_part]] = step_entropy[taking_part]
-            packed = packed[eligible[wanted]]  # (N_eligible, V)
-
-        # 4. The rule proposes tokens and scores; the count or the threshold picks the positions.
-        x0, score = propose(
-            options.strategy,
-            packed,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=options.top_k,
-            generator=options.generator,
-        )
+        x0, score = work.x0, work.score
         full_score = torch.full(eligible.shape, float("-inf"), device=device)  # (Ba, G)
         full_score[eligible] = score.float()
         proposed = torch.full(eligible.shape, -1, dtype=torch.long, device=device)  # (Ba, G)
         proposed[eligible] = x0
         if plan.threshold is not None:
             confidence = torch.zeros(eligible.shape, device=device)  # (Ba, G)
-            confidence[eligible] = token_probability(packed, x0)
+            confidence[eligible] = work.confidence
             chosen = threshold_chosen(confidence, full_score, eligible, plan.threshold)  # (Ba, G)
         else:
             counts = _step_counts(plan, engine.schedule, step, eligible, block_start)  # (Ba,)
