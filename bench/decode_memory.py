@@ -116,7 +116,8 @@ def main() -> None:
     """Print per-element figures for each strategy, default engine against the unchunked step."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gen", type=int, default=64, help="masked positions at the first step")
-    parser.add_argument("--batches", type=int, nargs=2, default=[1, 5], help="two batch sizes B0 B1")
+    parser.add_argument("--batches", type=int, nargs=2, default=[2, 6],
+                        help="two batch sizes B0 B1 (both above one chunk: B0 x gen > 2^24 / V = 110 positions)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

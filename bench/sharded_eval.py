@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("--gen", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--verbs", default="eval,lm-eval", help="comma-separated: eval, lm-eval")
     args = parser.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,7 @@ def main() -> None:
         (root / "tasks" / "bench.yaml").write_text(TASK_YAML.format(data=data, gen=args.gen))
         env["HF_DATASETS_CACHE"] = str(root / "hf")
         rows = []
-        for verb in ("eval", "lm-eval"):
+        for verb in args.verbs.split(","):
             seconds, outputs = {}, {}
             for n in (1, 2):
                 out = root / f"{verb}{n}"
