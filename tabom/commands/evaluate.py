@@ -123,6 +123,7 @@ def eval_command(
 
         lengths = [len(encode_eval_prompt(lm, i.prompt)) for s in sources for i in s.load(limit, split, seed)]
         batch, budget = auto_batch_for(lm, lengths, int(settings.resolved(lm).gen_length), max_memory)
+        batch = shard.broadcast(batch)  # every rank cuts the same batches (rank 0's figure)
         settings = apply_preset(settings, None, {"batch_size": batch})
         typer.echo(f"batch size auto: {batch} (decoding budget {budget / 1e9:.1f} GB; docs/benchmarks.md)")
     folder = out or Path("runs/eval") / Path(lm.name.split("+")[0]).name
