@@ -3,6 +3,7 @@
     tabom data inspect runs/t.jsonl            # summary + every bad line, exit 2 if any
     tabom data inspect runs/t.jsonl --strict   # stop at the first bad line
     tabom data inspect runs/t.jsonl --model tiny   # token ids checked against the model's vocabulary
+    tabom data inspect runs/t.jsonl --ce-window 4 --rank-window 4   # content share of those windows
 
 Without `--model`/`--vocab-size`, token ids are checked against a row's `settings.vocab_size` when
 it records one (else only for range). `tabom train` validates its data with the same checker and
@@ -37,13 +38,19 @@ def inspect(
         help="Check token ids against this model's vocabulary (tiny or a model folder; only its config.json is read)."
     )] = None,
     vocab_size: Annotated[int | None, typer.Option(min=1, help="Check token ids against [0, VOCAB_SIZE).")] = None,
+    ce_window: Annotated[int | None, typer.Option(min=1, help=(
+        "CE window M of the content share (default: the paper's 32 scaled to the response length, "
+        "round(32 * G / 256), as tabom reproduce sets it)."))] = None,
+    rank_window: Annotated[int | None, typer.Option(min=1, help="Ranking window W of the content share "
+                                                    "(default: the CE window).")] = None,
 ) -> None:
-    """Print counts, lengths, yield and decode statistics; list bad lines; exit 2 if any."""
+    """Print counts, lengths, yield, decode statistics and the content share of the training windows;
+    list bad lines; exit 2 if any."""
     if model is not None and vocab_size is not None:
         raise typer.BadParameter("give --model or --vocab-size, not both")
     if model is not None:
         vocab_size = model_vocab_size(model)
-    report = inspect_file(path, strict=strict, vocab_size=vocab_size)
+    report = inspect_file(path, strict=strict, vocab_size=vocab_size, ce_window=ce_window, rank_window=rank_window)
     Console().print(render_report(report))
     for error in report.errors:
         typer.echo(str(error), err=True)

@@ -20,7 +20,8 @@ import typer
 
 
 OPTIONS = {field: "--" + field.replace("_", "-") for field in (
-    "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds")}
+    "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds",
+    "epochs", "n_val")}
 """`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
 
 
@@ -43,8 +44,15 @@ def reproduce(
     n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 500 full)."),
     n_eval: Optional[int] = typer.Option(None, help="Test/val problems per family (default 16 quick, 36 full)."),
     n_tds: Optional[int] = typer.Option(None, help="TDS prompts per in-domain family (default 8 quick, 16 full)."),
-    train_steps: Optional[int] = typer.Option(None, help="Optimizer steps of every run alike (default 50 quick, 150 full)."),
-    gen_length: int = typer.Option(64, help="Response tokens of trajectories and evaluation (tiny model: 64)."),
+    train_steps: Optional[int] = typer.Option(None, help="Cap on the optimizer steps of every run alike (default: none, "
+                                                         "the epochs decide)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs of every run; each epoch's checkpoint is evaluated on val "
+                                                    "and test taken at the best (default 3 quick, 5 full)."),
+    n_val: Optional[int] = typer.Option(None, help="Val problems per in-domain family for the choice of the epoch "
+                                                   "(default 16 quick, 50 full)."),
+    gen_length: Optional[int] = typer.Option(None, help="One response length for every domain, SFT-GT included "
+                                                        "(default: per-domain canvases fitted to the answers, math 32, "
+                                                        "code 48, ood 32, and 128 for SFT-GT)."),
     decode_batch: int = typer.Option(64, help="Prompts decoded together."),
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),
@@ -83,6 +91,7 @@ def reproduce(
     with options_named(OPTIONS):
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
+                         epochs=epochs, n_val=n_val,
                          keep="all" if keep_all else "correct",
                          domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
         plan = replace(plan, thresholds=_thresholds(thresholds))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -83,7 +84,7 @@ class Reproduction:
             for _, _, method in grid_methods():
                 self.evaluate(plan.grid_domain, method, plan.seeds[0], [("full", "val")])
         if plan.sweep_domain is not None:
-            for _, _, method in sweep_methods(plan.gen_length):
+            for _, _, method in sweep_methods(self.canvas(plan.sweep_domain)):
                 self.evaluate(plan.sweep_domain, method, plan.seeds[0], [("full", "val")])
         return self.finish()
 
@@ -95,6 +96,11 @@ class Reproduction:
         results = collect(self)
         return write_report(results, self.store.root)
 
+    def canvas(self, domain: str) -> int:
+        """Response tokens of the domain's trajectories and of its families' evaluation."""
+        plan = self.plan
+        return plan.canvas(domain) if isinstance(plan, Plan) else plan.gen_length
+
     def seeds(self, method: Method) -> list[int | None]:
         """No-SFT is not trained and decodes greedily: one evaluation (seed None)."""
         return [None] if method.run is None else list(self.plan.seeds)
@@ -104,7 +110,8 @@ class Reproduction:
         """What a domain's trajectory file is built with (kept in its marker; a change rebuilds it)."""
         p = self.plan
         return {"model": self.model_key, "families": p.families(domain), "n_per_family": p.n_train, "split": "train",
-                "seed": 0, "gen_length": p.gen_length, "keep": p.keep, "strategy": "model default", "temperature": 0.0}
+                "seed": 0, "gen_length": self.canvas(domain), "keep": p.keep, "strategy": "model default",
+                "temperature": 0.0}
 
     def trajectories(self, domain: str) -> Path:
         """(1) Greedy self-distilled trajectories of the base model; verified-correct rows kept."""
@@ -124,7 +131,7 @@ class Reproduction:
 
             lm = load(self.plan.model)
             jobs = [j for fam in params["families"] for j in task_jobs(fam, "train", self.plan.n_train, seed=0)]
-            cfg = BuildConfig(gen_length=self.plan.gen_length, keep=self.plan.keep, batch_size=self.plan.decode_batch)
+            cfg = BuildConfig(gen_length=self.canvas(domain), keep=self.plan.keep, batch_size=self.plan.decode_batch)
             stats = build_trajectories(lm, jobs, path, cfg, source={"families": params["families"],
                                                                        "n": self.plan.n_train}, progress=False)
             if not stats.meta.get("total", {}).get("kept"):
@@ -159,8 +166,12 @@ class Reproduction:
         return path
 
     # ------------------------------------------------------------------ training
-    def resolve(self, method: Method) -> Method:
-        """The method with objective fields equal to the recipe's dropped (so equal runs share a folder)."""
+    def resolve(self, method: Method, domain: str | None = None) -> Method:
+        """The method with objective fields equal to the recipe's dropped (so equal runs share a folder).
+
+        With ``domain``, the recipe's values are those the plan sets there (the scaled windows), so a
+        sweep row at the domain's own window is the main run.
+        """
         if method.run is None:
             return method
         recipe = method.run.recipe
@@ -168,7 +179,12 @@ class Reproduction:
             from tabom.config import load_recipe
 
             self._recipe_objective[recipe] = dict(load_recipe(recipe, check_objective=False).objective.params)
-        return Method(method.label, canonical(method.run, self._recipe_objective[recipe]))
+        return Method(method.label, canonical(method.run, self._recipe_objective[recipe]
+                                              | self.objective_defaults(domain, recipe)))
+
+    def objective_defaults(self, domain: str | None, recipe: str) -> dict[str, Any]:
+        """The objective fields the plan sets for ``recipe`` in ``domain`` (the windows scaled to its canvas)."""
+        return self.plan.objective_defaults(domain, recipe) if isinstance(self.plan, Plan) else {}
 
     def train_overrides(self, domain: str, run: TrainRun, seed: int) -> list[str]:
         """The recipe overrides of one run: output folder, seed, model, data, step count, logging (+ objective fields)."""
@@ -178,11 +194,16 @@ class Reproduction:
                  "threads=0"]  # train on the threads `tabom reproduce --threads` set, not the recipe's 1
         if self.plan.train_steps is not None:
             items.append(f"max_steps={self.plan.train_steps}")
+        if getattr(self.plan, "epochs", None) is not None:
+            items.append(f"epochs={self.plan.epochs}")  # type: ignore[union-attr]
         if run.data == "gt":
             items += [f"data.path={json.dumps(str(self.store.gt_data(domain)))}", "data.format=prompts", "data.task=null"]
+            if getattr(self.plan, "gt_gen_length", None) is not None:
+                items.append(f"data.gen_length={self.plan.gt_gen_length}")  # type: ignore[union-attr]
         else:
             items += [f"data.path={json.dumps(str(self.store.trajectories(domain)))}",
-                      f"data.gen_length={self.plan.gen_length}"]
+                      f"data.gen_length={self.canvas(domain)}"]
+        items += [f"objective.{k}={v}" for k, v in sorted(self.objective_defaults(domain, run.recipe).items())]
         return items + run.overrides()
 
     def recipe_name(self, domain: str, run: TrainRun) -> str:
@@ -214,11 +235,12 @@ class Reproduction:
         return final
 
     # ------------------------------------------------------------------ evaluation
-    def decode_settings(self, decode: str) -> Any:
-        """Settings of ``full`` (a token per step) or ``parallel`` (``parallel_tokens`` per step) decoding."""
+    def decode_settings(self, decode: str, gen_length: int | None = None) -> Any:
+        """Settings of ``full`` (a token per step) or ``parallel`` (``parallel_tokens`` per step) decoding
+        of ``gen_length`` response tokens (default: the plan's ``gen_length``)."""
         from tabom.eval.evaluate import DecodeSettings
 
-        g = self.plan.gen_length
+        g = gen_length or self.plan.gen_length
         if decode == "full":  # full diffusion decoding: one token per step, steps = gen_length
             return DecodeSettings(gen_length=g, steps=g, tokens_per_step=1, batch_size=self.plan.decode_batch)
         if decode == "parallel":
@@ -232,8 +254,10 @@ class Reproduction:
                                   batch_size=self.plan.decode_batch)
         raise ValueError(f"decode: unknown {decode!r} (full, parallel, threshold-TAU)")
 
-    def _model_loader(self, domain: str, method: Method, seed: int | None) -> Callable[[], Any]:
-        """A loader of the model (base + the run's adapter), loading it at most once."""
+    def _model_loader(self, domain: str, method: Method, seed: int | None,
+                      folder: Path | None = None) -> Callable[[], Any]:
+        """A loader of the model (base + the run's adapter in ``folder``, default ``final/``), loading it
+        at most once."""
         cache: dict[str, Any] = {}
 
         def get() -> Any:
@@ -243,34 +267,110 @@ class Reproduction:
                 adapter = None
                 if method.run is not None:  # trained by the caller (evaluate / tds) before any step runs
                     assert seed is not None
-                    adapter = str(self.store.run_dir(domain, method.run.key, seed) / "final")
+                    adapter = str(folder or self.store.run_dir(domain, method.run.key, seed) / "final")
                 cache["lm"] = load_eval_model(self.plan.model, adapter).eval()
             return cache["lm"]
 
         return get
 
+    def eval_groups(self, domain: str, method: Method, families: list[str], split: str,
+                    limit: int | None = None) -> dict[tuple[int, int], list[str]]:
+        """(response tokens, problems per family) -> the families evaluated so: each family at its
+        domain's canvas, SFT-GT at the plan's ``gt_gen_length`` (a canvas that holds its
+        reference-style answers); ``limit`` or the plan's in-domain / OOD sizes."""
+        plan = self.plan
+        if not isinstance(plan, Plan):
+            return {(plan.gen_length, limit or plan.n_eval): families}
+        gt = method.run is not None and method.run.data == "gt" and plan.gt_gen_length is not None
+        groups: dict[tuple[int, int], list[str]] = {}
+        for fam in families:
+            g = plan.gt_gen_length if gt else plan.family_canvas(fam)
+            n = plan.eval_limit(domain, fam, split) if limit is None else limit
+            groups.setdefault((g, n), []).append(fam)  # type: ignore[arg-type]
+        return groups
+
+    def _evaluate_groups(self, lm: Any, groups: dict[tuple[int, int], list[str]], decode: str, split: str,
+                         extra: dict[str, Any]) -> Any:
+        """One report over families decoded at different canvases and sizes (each group its own settings)."""
+        from tabom.eval.evaluate import EvalReport, evaluate
+
+        merged: EvalReport | None = None
+        per_canvas: dict[str, Any] = {}
+        for (g, limit), fams in groups.items():
+            settings = self.decode_settings(decode, g)
+            report = evaluate(lm, fams, settings, limit=limit, split=split, progress=False, extra_settings=extra)
+            per_canvas[f"{g}x{limit}"] = {"families": fams, "limit": limit, "settings": asdict(settings)}
+            if merged is None:
+                merged = report
+            else:
+                merged.samples += report.samples
+                merged.methods |= report.methods
+                merged.seconds += report.seconds
+        assert merged is not None
+        if len(groups) > 1:
+            merged.settings["per_canvas"] = per_canvas
+        return merged
+
+    def chosen_folder(self, domain: str, method: Method, seed: int | None) -> Path | None:
+        """The checkpoint a trained method is tested at: with ``plan.epochs``, the ``epoch_k`` with the
+        best mean val accuracy over the domain's own families (``n_val`` each, full decoding; a tie goes
+        to the earlier epoch); else ``final/``. None for No-SFT."""
+        from tabom.eval.best_epoch import run_checkpoints
+
+        if method.run is None or seed is None:
+            return None
+        run_dir = self.store.run_dir(domain, method.run.key, seed)
+        if getattr(self.plan, "epochs", None) is None:
+            return run_dir / "final"
+        checkpoints = run_checkpoints(run_dir)
+        if any(name != "final" for name, _ in checkpoints):  # final/ repeats the last epoch's weights
+            checkpoints = [(n, f) for n, f in checkpoints if n != "final"]
+        fams = self.plan.families(domain)
+        groups = self.eval_groups(domain, method, fams, "val", self.plan.n_val)  # type: ignore[union-attr]
+        scores: list[tuple[float, int, Path]] = []
+        for name, folder in checkpoints:
+            path = self.store.eval_json(domain, method.key, seed, "full", f"val-{name}")
+            params = {"model": self.model_key, "method": method.key, "seed": seed, "families": fams,
+                      "limit": self.plan.n_val, "split": "val", "checkpoint": name,  # type: ignore[union-attr]
+                      "settings": {f"{g}x{n}": asdict(self.decode_settings("full", g)) for g, n in groups},
+                      "adapter_params": self._adapter_params(domain, method, seed)}
+            model = self._model_loader(domain, method, seed, folder)
+
+            def make(path: Path = path, model: Callable[[], Any] = model, name: str = name) -> None:
+                report = self._evaluate_groups(model(), groups, "full", "val",
+                                               {"decode": "full", "method": method.key, "seed": seed,
+                                                "checkpoint": name})
+                write_json(path, report.to_json())
+
+            self.store.step(f"val {domain}/{method.key}/{_seed(seed)}/{name}", path, params, make)
+            scores.append((statistics.fmean(read_json(path)["accuracy"].values()), -len(scores), folder))
+        return max(scores)[2]  # the best mean val accuracy; a tie goes to the earlier epoch
+
     def evaluate(self, domain: str, method: Method, seed: int | None, jobs: list[tuple[str, str]],
                  families: list[str] | None = None) -> list[Path]:
         """(3) Evaluate one model on the domain's in-domain and OOD families (or ``families``) for each
         (decode, split)."""
-        from tabom.eval.evaluate import evaluate
-
-        method = self.resolve(method)
+        method = self.resolve(method, domain)
         if method.run is not None:
             self.train(domain, method.run, seed)  # type: ignore[arg-type]
-        model = self._model_loader(domain, method, seed)
+        folder = self.chosen_folder(domain, method, seed)
+        model = self._model_loader(domain, method, seed, folder)
         families = families or self.plan.eval_families(domain)
         paths = []
         for decode, split in jobs:
+            groups = self.eval_groups(domain, method, families, split)
             path = self.store.eval_json(domain, method.key, seed, decode, split)
-            settings = self.decode_settings(decode)
             params = {"model": self.model_key, "method": method.key, "seed": seed, "families": families,
-                      "limit": self.plan.n_eval, "split": split, "settings": asdict(settings),
+                      "limit": self.plan.n_eval, "split": split,
+                      "settings": {f"{g}x{n}": asdict(self.decode_settings(decode, g)) for g, n in groups},
+                      "checkpoint": None if folder is None else folder.name,
                       "adapter_params": self._adapter_params(domain, method, seed)}
 
-            def make(path: Path = path, settings: Any = settings, split: str = split, decode: str = decode) -> None:
-                report = evaluate(model(), families, settings, limit=self.plan.n_eval, split=split, progress=False,
-                                  extra_settings={"decode": decode, "method": method.key, "seed": seed})
+            def make(path: Path = path, split: str = split, decode: str = decode,
+                     groups: dict[tuple[int, int], list[str]] = groups) -> None:
+                report = self._evaluate_groups(model(), groups, decode, split,
+                                               {"decode": decode, "method": method.key, "seed": seed,
+                                                "checkpoint": None if folder is None else folder.name})
                 write_json(path, report.to_json())
 
             self.store.step(f"eval {domain}/{method.key}/{_seed(seed)}/{decode}_{split}", path, params, make)
@@ -288,14 +388,16 @@ class Reproduction:
         """(4) TDS on each in-domain family's test prompts (full decoding, the model's strategy)."""
         from tabom.eval.tds import run_tds
 
-        method = self.resolve(method)
+        method = self.resolve(method, domain)
         if method.run is not None:
             self.train(domain, method.run, seed)  # type: ignore[arg-type]
-        model = self._model_loader(domain, method, seed)
+        folder = self.chosen_folder(domain, method, seed)
+        model = self._model_loader(domain, method, seed, folder)
         path = self.store.tds_json(domain, method.key, seed)
-        settings = self.decode_settings("full")
+        settings = self.decode_settings("full", self.canvas(domain))
         params = {"model": self.model_key, "method": method.key, "seed": seed, "families": self.plan.families(domain),
                   "n": self.plan.n_tds, "settings": asdict(settings),
+                  "checkpoint": None if folder is None else folder.name,
                   "adapter_params": self._adapter_params(domain, method, seed)}
 
         def make() -> None:

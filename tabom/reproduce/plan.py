@@ -21,6 +21,7 @@ fully masked state: the window spans the whole response).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 DOMAINS: tuple[str, ...] = ("math", "code")
@@ -122,6 +123,17 @@ def map_window(paper_w: int | None, gen_length: int) -> int:
     return max(2, min(gen_length - 1, round(paper_w * gen_length / PAPER_GEN_LENGTH)))
 
 
+PAPER_W = 32
+"""The paper's window W (Section 4: fixed to 32 over 256-token trajectories)."""
+
+WINDOW_FIELDS: dict[str, tuple[str, ...]] = {
+    "tiny_tabom": ("ce_window", "rank_window"), "tiny_trajectory": ("ce_window",),
+    "tiny_dinfer": ("max_span",), "tiny_t3d": ("path_window",),
+}
+"""The objective fields of each tiny recipe that the paper sets to 32 (its W, dInfer's span, T3D's
+path window): all scaled alike by :func:`map_window` to the domain's canvas."""
+
+
 def sweep_methods(gen_length: int, windows: tuple[int | None, ...] = PAPER_WINDOWS) -> list[tuple[str, int, Method]]:
     """Table 9: (paper's W as text, tiny W, method); CE window M and ranking window W set alike."""
     out = []
@@ -133,8 +145,23 @@ def sweep_methods(gen_length: int, windows: tuple[int | None, ...] = PAPER_WINDO
     return out
 
 
+DEFAULT_CANVASES: dict[str, int] = {"math": 32, "code": 48, "ood": 32}
+"""Canvas per domain of the default and quick plans, fitted to the tiny families' native answers
+(math up to 30 characters, code_trace 39, code_func 51 with 95% under 48, ood up to 30), so
+that most of each training window is content (docs/reproduce.md has the measured shares)."""
+GT_GEN_LENGTH = 128
+"""SFT-GT's canvas: its reference answers run up to 102 characters (the tiny_sft_gt recipe's 128)."""
+
 MAX_SEEDS = 100
 """Most training seeds per method `make_plan` takes (the full plan's 3 take hours on a CPU)."""
+
+
+@lru_cache(maxsize=None)
+def _available(family: str, split: str, n: int) -> int:
+    """``min(n, problems in the family's split)`` (drawn once per arguments)."""
+    from tabom.tasks import get_family
+
+    return len(get_family(family).problems(split, n, seed=0, at_most=True))
 
 
 @dataclass
@@ -147,13 +174,32 @@ class Plan:
     n_train: int = 500
     """Training prompts per family (a domain has two families)."""
     n_eval: int = 36
-    """Test (and val) problems per family."""
+    """Test problems per in-domain family (at most the family's test split; math_linear has 239)."""
+    n_eval_ood: int | None = None
+    """Test problems per out-of-domain family (None: ``n_eval``)."""
     n_tds: int = 16
     """TDS prompts per in-domain family (the paper uses 64 trajectories; 2 x 16 here fits the CPU budget)."""
     train_steps: int | None = None
     """Optimizer steps of every run alike; None keeps the recipes' epochs."""
     gen_length: int = 64
-    """Response length of trajectories and evaluation (the tiny model's 64)."""
+    """Response length (canvas) of trajectories and evaluation for a domain without an entry in
+    ``canvases`` (the tiny model's default 64)."""
+    canvases: dict[str, int] = field(default_factory=dict)
+    """Canvas per task domain (``math``, ``code``, ``ood``): a domain's trajectories and the
+    evaluation of its families decode this many response tokens (fitted to the native answers, so
+    that the training windows hold content rather than EOS padding; docs/reproduce.md)."""
+    gt_gen_length: int | None = None
+    """SFT-GT's canvas for training and evaluation (its reference answers are longer than the native
+    ones); None: SFT-GT is evaluated on the families' canvases and trained on its recipe's."""
+    scale_windows: bool = True
+    """Every window the paper sets to 32 (TABOM's W and M, dInfer's span, T3D's path window) is
+    ``round(32 * canvas / 256)`` of the domain's canvas (:func:`map_window`)."""
+    epochs: int | None = None
+    """When set: every run trains this many epochs (no step cap), each ``epoch_k`` is evaluated on
+    the val split of the domain's own families (``n_val`` problems each, full decoding), and test is
+    evaluated at the best (the paper's best of 5 epochs, chosen on val instead of test)."""
+    n_val: int = 50
+    """Val problems per in-domain family for the choice of the epoch."""
     parallel_tokens: int = 2
     """Tokens per step of the parallel-decoding evaluation (Table 4)."""
     thresholds: tuple[float, ...] = (0.9, 0.7, 0.5)
@@ -175,9 +221,18 @@ class Plan:
             value = getattr(self, name)
             if value is not None and value not in self.domains:
                 raise ValueError(f"{name}: {value!r} is not one of the plan's domains {self.domains}")
-        for name in ("n_train", "n_eval", "n_tds", "gen_length", "parallel_tokens", "decode_batch"):
+        for name in ("n_train", "n_eval", "n_tds", "gen_length", "parallel_tokens", "decode_batch", "n_val"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.n_eval_ood is not None and self.n_eval_ood < 1:
+            raise ValueError(f"n_eval_ood: must be >= 1, got {self.n_eval_ood}")
+        for dom, g in self.canvases.items():
+            if dom not in (*DOMAINS, "ood") or g < 2:
+                raise ValueError(f"canvases: {dom}={g}: a domain of math, code, ood and at least 2 tokens")
+        if self.gt_gen_length is not None and self.gt_gen_length < 2:
+            raise ValueError(f"gt_gen_length: must be >= 2, got {self.gt_gen_length}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs: must be >= 1, got {self.epochs}")
         if self.train_steps is not None and self.train_steps < 1:
             raise ValueError(f"train_steps: must be >= 1, got {self.train_steps}")
         if not self.seeds:
@@ -205,6 +260,37 @@ class Plan:
         """The families a domain's models are evaluated on: its own, then the out-of-domain ones."""
         return self.families(domain) + self.ood_families(domain)
 
+    def canvas(self, domain: str) -> int:
+        """Response tokens of a task domain's trajectories and evaluations."""
+        return self.canvases.get(domain, self.gen_length)
+
+    def family_canvas(self, family: str) -> int:
+        """Response tokens a family is evaluated with: its domain's canvas."""
+        from tabom.tasks import get_family
+
+        return self.canvas(get_family(family).domain)
+
+    def window(self, domain: str) -> int:
+        """The paper's W = 32 mapped to the domain's canvas (``round(32 * canvas / 256)``)."""
+        return map_window(PAPER_W, self.canvas(domain))
+
+    def objective_defaults(self, domain: str | None, recipe: str) -> dict[str, Any]:
+        """The objective fields the plan sets for a recipe in a domain (the scaled windows), ``{}``
+        when windows are not scaled or no domain is given."""
+        if domain is None or not self.scale_windows:
+            return {}
+        return {name: self.window(domain) for name in WINDOW_FIELDS.get(recipe, ())}
+
+    def eval_limit(self, domain: str, family: str, split: str = "test") -> int:
+        """Problems of ``family`` evaluated for a ``domain``-trained model: ``n_eval`` in-domain on test
+        (``n_val`` on val: the grid and the sweep), ``n_eval_ood`` (else ``n_eval``) out of domain, at
+        most what the family's split holds."""
+        if family in self.families(domain):
+            n = self.n_val if split == "val" else self.n_eval
+        else:
+            n = self.n_eval if self.n_eval_ood is None else self.n_eval_ood
+        return _available(family, split, n)
+
     def to_json(self) -> dict[str, Any]:
         """The plan as a JSON-ready dict (``dataclasses.asdict``)."""
         return asdict(self)
@@ -219,19 +305,26 @@ def make_plan(
     n_eval: int | None = None,
     n_tds: int | None = None,
     train_steps: int | None = None,
-    gen_length: int = 64,
+    gen_length: int | None = None,
     decode_batch: int = 64,
     keep: Literal["correct", "all"] = "correct",
     domains: tuple[str, ...] | None = None,
+    epochs: int | None = None,
+    n_val: int | None = None,
+    n_eval_ood: int | None = None,
 ) -> Plan:
     """The plan of one mode with the given knobs replacing its defaults.
 
-    --quick: math only, 1 seed, 64 training prompts and 16 test problems per family, 8 TDS prompts
-    per family, 50 optimizer steps per run, no grid or sweep. Full: both domains, 3 seeds, 500
-    training prompts and 36 test (and val) problems per family, 16 TDS prompts per family, 150
-    optimizer steps per run, and the grid and sweep on math. The full sizes are what fits the
-    3-hour budget on 2 CPU cores: 48 training runs and 83 evaluations of 6 families (see
-    docs/reproduce.md for the arithmetic); on a GPU raise --n-eval and --n-train.
+    Both modes: per-domain canvases fitted to the native answers (math 32, code 48, ood 32 tokens;
+    SFT-GT 128), windows scaled from the paper's 32 to the canvas, every run trained ``epochs``
+    epochs with each epoch evaluated on ``n_val`` val problems per in-domain family and test taken
+    at the best. --quick: math only, 1 seed, 64 training prompts per family, 32 test problems per
+    in-domain family and 16 per OOD family, 3 epochs, 8 TDS prompts per family, no grid or sweep:
+    a smoke test, not powered. Full: both domains, 3 seeds, 500 training prompts per family, 400
+    test problems per in-domain family (math_linear's whole test split, 239) and 64 per OOD family,
+    5 epochs, 50 val problems per family, 16 TDS prompts, the grid and sweep on math (val split).
+    ``gen_length`` replaces the canvases with one length for every domain and SFT-GT. The sizes and
+    their computed cost are in docs/reproduce.md and docs/benchmarks.md.
     """
     if domains is not None and not domains:
         raise ValueError("domains: empty (give math, code or both, comma-separated)")
@@ -249,10 +342,16 @@ def make_plan(
         domains=tuple(doms),
         seeds=tuple(range(given(seeds, 1, 3))),
         n_train=given(n_train, 64, 500),
-        n_eval=given(n_eval, 16, 36),
+        n_eval=given(n_eval, 32, 400),
+        # out-of-domain and val sizes default to the mode's, never above a smaller --n-eval
+        n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 32, 400), 16 if quick else 64),
         n_tds=given(n_tds, 8, 16),
-        train_steps=given(train_steps, 50, 150),
-        gen_length=gen_length,
+        train_steps=train_steps,
+        epochs=given(epochs, 3, 5),
+        n_val=n_val if n_val is not None else min(given(n_eval, 32, 400), 16 if quick else 50),
+        gen_length=64 if gen_length is None else gen_length,
+        canvases={} if gen_length is not None else dict(DEFAULT_CANVASES),
+        gt_gen_length=None if gen_length is not None else GT_GEN_LENGTH,
         decode_batch=decode_batch,
         ablation_domain="math" if "math" in doms else first,
         grid_domain=None if quick else ("math" if "math" in doms else first),

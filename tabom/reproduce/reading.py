@@ -4,15 +4,19 @@
 
 Each sentence states a comparison the paper makes (best method in-domain, TABOM vs SFT-SD, SFT-GT
 forgetting OOD, parallel decoding, TDS, the ablation, grid and sweep) and says which way it went
-here, including where TABOM does not win. A difference is called "within noise" when it is smaller
-than two standard errors: binomial over the evaluated problems (n per family x seeds), or the
-seed-to-seed spread when that is larger.
+here, including where TABOM does not win. Where results.json holds the paired comparison
+(``comparisons``: a method against No-SFT or SFT-SD), the sentence gives its bootstrap 95% interval
+and calls the difference significant only when the interval excludes 0. Elsewhere (the ablation)
+a difference is called "within noise" when it is smaller than two standard errors: binomial over
+the evaluated problems (n per family x seeds), or the seed-to-seed spread when that is larger.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from tabom.reproduce.comparisons import ci_text, find
 
 TRAINED = ("SFT-GT", "SFT-SD", "dInfer", "T3D", "TABOM")
 
@@ -51,9 +55,20 @@ def _best(rows: dict[str, Any], col: str, labels: tuple[str, ...] | None = None)
     return " and ".join(winners), top
 
 
-def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str, list[str]]) -> list[str]:
-    """Sentences of Tables 2-4 for one domain and decoding mode."""
+KEYS: dict[str, str] = {"No-SFT": "no_sft", "SFT-GT": "sft_gt", "SFT-SD": "sft_sd", "dInfer": "dinfer",
+                        "T3D": "t3d", "TABOM": "tabom"}
+
+
+def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str, list[str]],
+                  comps: list[dict[str, Any]] | None = None) -> list[str]:
+    """Sentences of Tables 2-4 for one domain and decoding mode (``comps``: results.json's comparisons)."""
     out: list[str] = []
+    comps = comps or []
+
+    def noise(label: str, baseline: str, scope: str, within: bool) -> str:
+        c = find(comps, domain=domain, decoding=decode, scope=scope, method=KEYS[label], baseline=KEYS[baseline])
+        return f" ({ci_text(c)})" if c else _noise(within)
+
     where = f"{domain}-trained models, {'full diffusion decoding' if decode == 'full' else 'parallel decoding'}"
     best = _best(rows, "in_avg")
     if best is None:
@@ -65,9 +80,11 @@ def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str
     if tabom and sd:
         d, within = compare(tabom, sd, "in_avg", fams)
         if d > 0:
-            out.append(f"{where}: TABOM beats SFT-SD in-domain by {d:.1f} points{_noise(within)}.")
+            out.append(f"{where}: TABOM beats SFT-SD in-domain by {d:.1f} points"
+                       f"{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
         elif d < 0:
-            out.append(f"{where}: TABOM does not beat SFT-SD in-domain; it is {-d:.1f} points lower{_noise(within)}.")
+            out.append(f"{where}: TABOM does not beat SFT-SD in-domain; it is {-d:.1f} points lower"
+                       f"{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
         else:
             out.append(f"{where}: TABOM ties SFT-SD in-domain.")
     trained = {lab: r for lab, r in rows.items() if lab in TRAINED}
@@ -84,15 +101,28 @@ def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str
             d, within = compare(gt, base, "ood_avg", fams)
             if d < 0:
                 out.append(f"{where}: SFT-GT loses {-d:.1f} points out-of-domain relative to No-SFT "
-                           f"(forgetting, as the paper reports){_noise(within)}.")
+                           f"(forgetting, as the paper reports){noise('SFT-GT', 'No-SFT', 'ood', within)}.")
             else:
                 out.append(f"{where}: SFT-GT does not forget out-of-domain here (OOD average {d:+.1f} points "
-                           f"vs No-SFT){_noise(within)}, unlike the paper.")
+                           f"vs No-SFT){noise('SFT-GT', 'No-SFT', 'ood', within)}, unlike the paper.")
         for lab in ("SFT-SD", "TABOM"):
             r = rows.get(lab)
             if r and "ood_avg" in r["mean"]:
                 d, within = compare(r, base, "ood_avg", fams)
-                out.append(f"{where}: {lab}'s out-of-domain average moves {d:+.1f} points vs No-SFT{_noise(within)}.")
+                out.append(f"{where}: {lab}'s out-of-domain average moves {d:+.1f} points vs No-SFT"
+                           f"{noise(lab, 'No-SFT', 'ood', within)}.")
+    sig = [(c["method"], c["diff"]) for c in comps if c["domain"] == domain and c["decoding"] == decode
+           and c["scope"] == "in_domain" and c["baseline"] == "no_sft"]
+    if sig:
+        label = {v: k for k, v in KEYS.items()}
+        up = [f"{label.get(k, k)} ({d:+.1f})" for k, d in sig
+              if (c := find(comps, domain=domain, decoding=decode, scope="in_domain", method=k,
+                            baseline="no_sft")) and c["ci_low"] > 0]
+        down = [f"{label.get(k, k)} ({d:+.1f})" for k, d in sig
+                if (c := find(comps, domain=domain, decoding=decode, scope="in_domain", method=k,
+                              baseline="no_sft")) and c["ci_high"] < 0]
+        out.append(f"{where}: in-domain against No-SFT, significantly above: {', '.join(up) or 'none'}; "
+                   f"significantly below: {', '.join(down) or 'none'}; the other methods' intervals include 0.")
     return out
 
 
@@ -183,7 +213,7 @@ def readings(results: dict[str, Any]) -> list[str]:
         if yield_text:
             out.append(yield_text)
         for decode in ("full", "parallel"):
-            out += main_readings(domain, decode, by_decode.get(decode, {}), fams)
+            out += main_readings(domain, decode, by_decode.get(decode, {}), fams, results.get("comparisons", []))
         shift = parallel_shift(by_decode.get("full", {}), by_decode.get("parallel", {}))
         if shift:
             out.append(f"{domain}: {shift}")

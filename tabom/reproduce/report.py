@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tabom.reproduce import paper
+from tabom.reproduce.comparisons import comparison_table, find
 from tabom.reproduce.reading import readings
 from tabom.reproduce.store import write_json
 from tabom.reproduce.threshold import threshold_table
@@ -136,6 +137,38 @@ def yield_table(trajectories: dict[str, Any]) -> str:
     return _table(["Domain", "Family", "Generated", "Verified correct", "Kept", "Correct %"], lines)
 
 
+def content_table(stats: dict[str, Any]) -> str:
+    """Per domain: canvas, windows and the share of content (not EOS padding) in the CE and ranking windows."""
+    lines = []
+    for domain, s in stats.items():
+        c = (s or {}).get("content_fraction_in_windows")
+        if not c:
+            continue
+        lines.append([domain, str(c["gen_length"]), str(c["ce_window"]), str(c["rank_window"]), str(c["rows"]),
+                      _num(c["ce"], 3), _num(c["rank"], 3)])
+    return _table(["Domain", "Canvas (tokens)", "CE window M", "Ranking window W", "Trajectories",
+                   "Content share, CE", "Content share, ranking"], lines)
+
+
+def power_note(results: dict[str, Any]) -> str:
+    """Whether each domain's in-domain TABOM-vs-SFT-SD interval (full decoding) is within +-2 points."""
+    plan = results.get("meta", {}).get("plan", {})
+    parts = []
+    if plan.get("quick"):
+        parts.append("**This quick run is not powered**: its few test problems per family make every interval "
+                     "wide; read it as a smoke test of the pipeline, not as evidence for or against any method.")
+    for domain in results.get("main", {}):
+        c = find(results.get("comparisons", []), domain=domain, decoding="full", scope="in_domain",
+                 method="tabom", baseline="sft_sd")
+        if c is None:
+            continue
+        half = (c["ci_high"] - c["ci_low"]) / 2
+        verdict = "within" if half <= 2.0 else "wider than"
+        parts.append(f"{domain}: the in-domain TABOM-vs-SFT-SD interval (full decoding, {c['n_problems']} "
+                     f"problems) has half-width {half:.1f} points, {verdict} the +-2 points the design targets.")
+    return " ".join(parts)
+
+
 def _paper_flat(header: list[str], rows: dict[str, tuple[float, ...]], source: str, digits: int = 2) -> str:
     body = _table(["Method", *header], [[k, *(f"{v:.{digits}f}" for v in vals)] for k, vals in rows.items()])
     return f"*Paper, {source}:*\n\n" + body
@@ -161,15 +194,38 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
         parts += [""]
     else:
         parts = ["# TABOM reproduction on the built-in tiny model", ""]
+        canv = plan.get("canvases") or {}
+        canvas = (", ".join(f"{d} {g}" for d, g in canv.items()) + " tokens" if canv
+                  else f"{plan.get('gen_length')} tokens")
+        if plan.get("epochs"):
+            protocol = (f"every run trained {plan['epochs']} epochs"
+                        + (f" (at most {plan['train_steps']} steps)" if plan.get("train_steps") else "")
+                        + f", each epoch's checkpoint evaluated on {plan.get('n_val')} val problems per in-domain "
+                        "family and test reported at the best (the same rule for every method)")
+        else:
+            protocol = f"{plan.get('train_steps') or 'recipe epochs of'} optimizer steps per run, final adapter"
+        gt = (f"; SFT-GT is trained and evaluated on a {plan['gt_gen_length']}-token canvas, which holds its "
+              "reference answers" if plan.get("gt_gen_length") else "")
         parts.append(f"Model `{plan.get('model', '?')}`, domains {', '.join(plan.get('domains', []))}, seeds "
-                     f"{plan.get('seeds')}, {plan.get('n_train')} training prompts and {plan.get('n_eval')} test "
-                     f"problems per family, {plan.get('train_steps') or 'recipe epochs of'} optimizer steps per run, "
-                     f"responses of {plan.get('gen_length')} tokens. Accuracies are %, mean ± std over seeds (No-SFT: "
-                     "one greedy evaluation); subscripts are gains over No-SFT; bold is the best in each column.")
+                     f"{plan.get('seeds')}, {plan.get('n_train')} training prompts per family, {plan.get('n_eval')} test "
+                     f"problems per in-domain family (at most the family's test split) and "
+                     f"{plan.get('n_eval_ood') or plan.get('n_eval')} per out-of-domain family; {protocol}; responses (canvas) of {canvas}{gt}; windows (TABOM's W and "
+                     "M, dInfer's span, T3D's path window) are the paper's 32 scaled to the canvas, "
+                     "round(32 x canvas / 256). No method is tuned (TABOM keeps lambda 1, margin 0.2). Accuracies "
+                     "are %, mean ± std over seeds (No-SFT: one greedy evaluation); subscripts are gains over "
+                     "No-SFT; bold is the best in each column. Differences are called significant only where "
+                     "their paired bootstrap 95% interval (over test problems and seeds) excludes 0.")
         parts += ["", f"> {paper.NOTE}", ""]
+        note = power_note(results)
+        if note:
+            parts += [note, ""]
     parts += ["## Reading (generated from the numbers below)", ""]
     parts += [f"- {s}" for s in results.get("reading", [])] or ["- (no results yet)"]
     parts += ["", "## Self-distilled trajectories", "", yield_table(results.get("trajectories", {})), ""]
+    if any(results.get("trajectory_stats", {}).values()):
+        parts += ["Share of content (positions before the first EOS) among the tokens of TABOM's CE and ranking "
+                  "windows, expected over the uniform cut, on the kept trajectories:", "",
+                  content_table(results["trajectory_stats"]), ""]
     for domain, by_decode in results.get("main", {}).items():
         table_no = "3" if domain == "math" else "2"
         parts += [f"## Table {table_no} analogue: {domain}-trained models, full diffusion decoding (test split)", ""]
@@ -179,6 +235,12 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
         parts += [accuracy_table(by_decode.get("parallel", {}), fams[domain]), ""]
         if domain == "math":
             parts += [_paper_flat(list(paper.PARALLEL_COLUMNS), paper.PAPER_PARALLEL, paper.PARALLEL_SOURCE), ""]
+        if any(c["domain"] == domain for c in results.get("comparisons", [])):
+            parts += [f"### Paired comparisons: {domain}-trained models (test split)", "",
+                      "Method minus baseline in points (in-domain or OOD average), with a paired bootstrap 95% "
+                      "interval: test problems resampled within each family (the same draw for both methods) and "
+                      "each method's seeds resampled; significant only where the interval excludes 0.", "",
+                      comparison_table(results["comparisons"], domain), ""]
         if f"loss_{domain}" in figures:
             parts += [f"![training loss, {domain}]({figures[f'loss_{domain}']})", ""]
     if results.get("tds"):

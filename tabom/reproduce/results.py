@@ -81,7 +81,7 @@ def method_rows(repro: Reproduction, domain: str, methods: list[tuple[str, Metho
     in_fams, ood_fams = plan.families(domain), plan.ood_families(domain)
     out: dict[str, dict[str, Any]] = {}
     for label, method in methods:
-        m = repro.resolve(method)
+        m = repro.resolve(method, domain)
         per_seed: dict[str, dict[str, float]] = {}
         counts: dict[str, int] = {}
         for seed in repro.seeds(m):
@@ -112,7 +112,7 @@ def tds_rows(repro: Reproduction, domain: str) -> dict[str, dict[str, Any]]:
     fams = repro.plan.families(domain)
     out: dict[str, dict[str, Any]] = {}
     for method in TDS_METHODS:
-        m = repro.resolve(method)
+        m = repro.resolve(method, domain)
         per_seed: dict[str, dict[str, float]] = {}
         curve: list[float] | None = None
         for seed in repro.seeds(m):
@@ -148,13 +148,32 @@ def trajectory_stats(repro: Reproduction, domain: str) -> dict[str, Any] | None:
             "kept": total.get("kept", 0), "keep": repro.plan.keep}
 
 
+def window_stats(repro: Reproduction, domain: str) -> dict[str, Any] | None:
+    """``{"content_fraction_in_windows": {"ce", "rank", "rows", "rows_in_ce", "ce_window", "rank_window",
+    "gen_length"}}`` of the domain's kept trajectories with the windows TABOM trains with there
+    (None without the file)."""
+    from tabom.trajectories.inspect import file_content_fraction
+
+    path = repro.store.trajectories(domain)
+    if not path.exists():
+        return None
+    from tabom.reproduce.plan import TABOM
+
+    run = repro.resolve(TABOM, domain).run
+    assert run is not None
+    fields = repro.objective_defaults(domain, run.recipe)
+    fields |= dict(run.objective)
+    content = file_content_fraction(path, fields.get("ce_window"), fields.get("rank_window"))
+    return None if content is None else {"content_fraction_in_windows": content}
+
+
 def training_curves(repro: Reproduction, domain: str) -> dict[str, dict[str, Any]]:
     """label -> seed -> {steps, loss, final_loss} from each trained run's metrics.jsonl."""
     from tabom.training.logger import METRICS_FILE, read_metrics
 
     out: dict[str, dict[str, Any]] = {}
     for method in MAIN_METHODS:
-        m = repro.resolve(method)
+        m = repro.resolve(method, domain)
         if m.run is None:
             continue
         for seed in repro.plan.seeds:
@@ -188,16 +207,19 @@ def step_commands(repro: Reproduction) -> list[str]:
     lines = []
     for domain in plan.domains:
         for method in MAIN_METHODS:
-            m = repro.resolve(method)
-            fams = ",".join(plan.eval_families(domain))
+            m = repro.resolve(method, domain)
             adapter = ""
             if m.run is not None:
                 lines.append(f"tabom train --recipe {m.run.recipe} " + " ".join(repro.train_overrides(domain, m.run, seed)))
-                adapter = f" --adapter {store.run_dir(domain, m.run.key, seed) / 'final'}"
-            for decode in ("full", "parallel"):
-                s = repro.decode_settings(decode)
-                lines.append(f"tabom eval --model {plan.model}{adapter} --tasks {fams} --gen-length {s.gen_length} "
-                             f"--steps {s.steps} --tokens-per-step {s.tokens_per_step} --limit {plan.n_eval} --split test")
+                path = store.eval_json(domain, m.key, seed, "full", "test")
+                chosen = (read_json(path).get("settings", {}).get("checkpoint") if path.exists() else None) or "final"
+                adapter = f" --adapter {store.run_dir(domain, m.run.key, seed) / chosen}"
+            for (g, n), fams in repro.eval_groups(domain, m, plan.eval_families(domain), "test").items():
+                for decode in ("full", "parallel"):
+                    s = repro.decode_settings(decode, g)
+                    lines.append(f"tabom eval --model {plan.model}{adapter} --tasks {','.join(fams)} --gen-length "
+                                 f"{s.gen_length} --steps {s.steps} --tokens-per-step {s.tokens_per_step} "
+                                 f"--limit {n} --split test")
     return lines
 
 
@@ -210,6 +232,7 @@ def collect(repro: Reproduction) -> dict[str, Any]:
                  "versions": versions(), "commands": step_commands(repro)},
         "families": {d: {"in": plan.families(d), "ood": plan.ood_families(d)} for d in plan.domains},
         "trajectories": {d: trajectory_stats(repro, d) for d in plan.domains},
+        "trajectory_stats": {d: window_stats(repro, d) for d in plan.domains},
         "main": {}, "tds": {}, "training": {}, "ablation": None, "grid": None, "sweep": None,
         "steps": [{"name": r.name, "status": r.status, "seconds": r.seconds} for r in repro.store.log],
         "compute_seconds": round(repro.store.compute_seconds(), 1),
@@ -223,6 +246,9 @@ def collect(repro: Reproduction) -> dict[str, Any]:
         results["tds"][domain] = tds_rows(repro, domain)
         results.setdefault("threshold", {})[domain] = threshold_rows(repro, domain)
         results["training"][domain] = training_curves(repro, domain)
+    from tabom.reproduce.comparisons import comparisons
+
+    results["comparisons"] = comparisons(repro)
     if plan.ablation_domain is not None:
         d = plan.ablation_domain
         spec = [(f"{s}/{label}" if s else label, s, label, m) for s, label, m in ablation_rows()]  # unique ids
@@ -239,9 +265,9 @@ def collect(repro: Reproduction) -> dict[str, Any]:
                                      for lam, mar, m in spec if m.label in rows]}
     if plan.sweep_domain is not None:
         d = plan.sweep_domain
-        spec = sweep_methods(plan.gen_length)
+        spec = sweep_methods(repro.canvas(d))
         rows = method_rows(repro, d, [(m.label, m) for _, _, m in spec], "full", "val")
-        results["sweep"] = {"domain": d, "split": "val", "gen_length": plan.gen_length,
+        results["sweep"] = {"domain": d, "split": "val", "gen_length": repro.canvas(d),
                             "rows": [{"paper_w": pw, "w": w, "label": m.label} | rows[m.label]
                                      for pw, w, m in spec if m.label in rows]}
     return results

@@ -59,10 +59,10 @@ def threshold_rows(repro: Reproduction, domain: str) -> dict[str, Any]:
     decodes = ["full"] + [decode_name(t) for t in thresholds]
     rows: dict[str, dict[str, Any]] = {}
     for method in TDS_METHODS:
-        m = repro.resolve(method)
+        m = repro.resolve(method, domain)
         cells: dict[str, Any] = {}
         for decode in decodes:
-            figures = [sample_figures(path, fams, plan.gen_length) for seed in repro.seeds(m)
+            figures = [sample_figures(path, fams, repro.canvas(domain)) for seed in repro.seeds(m)
                        if (path := store.eval_json(domain, m.key, seed, decode, "test")).exists()]
             if figures:
                 cells[decode] = {"acc": statistics.fmean(f[0] for f in figures),

@@ -6,8 +6,11 @@
 
 The report holds: line counts, methods and models, response lengths in characters and in tokens
 up to the first EOS, the yield per data source (correct / rows with a known verdict, and the row
-total), and a histogram of how many tokens were unmasked per decode step (over steps
-0..last step of each trajectory, so steps that unmasked nothing count as 0).
+total), a histogram of how many tokens were unmasked per decode step (over steps
+0..last step of each trajectory, so steps that unmasked nothing count as 0), and the share of
+content (positions before the first EOS) among the tokens TABOM's CE window (M) and ranking window
+(W) see, an exact expectation over the uniform cut (`tabom.trajectories.window_stats`); the
+windows default to the paper's W = 32 scaled to the file's response length, round(32 * G / 256).
 
 Lines are validated by `tabom.trajectories.schema.TrajectoryChecker`, the checker `tabom train`
 reads its data through: pass `vocab_size` (the model's, `tabom data inspect --model NAME`) to
@@ -86,6 +89,7 @@ class InspectReport:
     tokens_per_step: Counter[int] = field(default_factory=Counter)  # k -> number of steps
     never_decoded: int = 0  # positions with decoding_order == -1
     derived: Counter[str] = field(default_factory=Counter)  # release-layout lines: field -> lines it was derived for
+    content: dict[str, Any] | None = None  # content_fraction_in_windows + the windows used (None: no token ids)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +119,37 @@ def step_histogram(decoding_order: list[int]) -> Counter[int]:
     return histogram
 
 
+def content_row(traj: Trajectory) -> tuple[list[int], list[int]]:
+    """``(1 before the first EOS else 0 per position, decoding_order)``: a row for
+    `content_fraction_in_windows` with padding id 0 (what follows the first EOS is padding)."""
+    n = response_token_count(traj)
+    return [1 if i < n else 0 for i in range(len(traj.response_token_ids))], list(traj.decoding_order)
+
+
+def default_window(gen_length: int) -> int:
+    """The paper's W = 32 over 256 tokens scaled to ``gen_length``: ``max(2, round(32 * G / 256))``."""
+    return max(2, min(gen_length - 1, round(32 * gen_length / 256)))
+
+
+def content_fraction(rows: list[tuple[list[int], list[int]]], gen_length: int, ce_window: int | None = None,
+                     rank_window: int | None = None) -> dict[str, Any]:
+    """`content_fraction_in_windows` of :func:`content_row` rows with the given (or default) windows,
+    plus ``ce_window``, ``rank_window`` and ``gen_length``."""
+    from tabom.trajectories.window_stats import content_fraction_in_windows
+
+    ce = ce_window or default_window(gen_length)
+    rank = rank_window or ce
+    return content_fraction_in_windows(rows, ce_window=ce, rank_window=rank, padding_ids={0}) | {
+        "ce_window": ce, "rank_window": rank, "gen_length": gen_length}
+
+
+def file_content_fraction(path: PathLike, ce_window: int | None = None,
+                          rank_window: int | None = None) -> dict[str, Any] | None:
+    """:func:`content_fraction` of every valid line of a trajectory file (None when none has token ids)."""
+    report = inspect_file(path, ce_window=ce_window, rank_window=rank_window)
+    return report.content
+
+
 def _add(report: InspectReport, traj: Trajectory, chars: list[int], tokens: list[int]) -> None:
     report.n_valid += 1
     report.methods[traj.method] += 1
@@ -142,16 +177,19 @@ def _lines(path: PathLike, report: InspectReport) -> Iterator[tuple[int, Any]]:
         report.stopped_early = True
 
 
-def inspect_file(path: PathLike, strict: bool = False, vocab_size: int | None = None) -> InspectReport:
+def inspect_file(path: PathLike, strict: bool = False, vocab_size: int | None = None,
+                 ce_window: int | None = None, rank_window: int | None = None) -> InspectReport:
     """Check every line of `path` and summarise the valid ones.
 
     strict=True stops at the first bad line (the report then covers the lines before it).
     Duplicate ids are reported as errors on the later line. With ``vocab_size`` every token id
     must lie in [0, vocab_size) (else a row's `settings.vocab_size`, when recorded, is used), as
     `tabom train` checks against its model. Bytes that are not UTF-8 end the reading with an
-    error naming their line.
+    error naming their line. ``ce_window``/``rank_window`` set the windows of the content share
+    (default: :func:`default_window` of the most common response length).
     """
     report = InspectReport(path=str(path))
+    rows: list[tuple[list[int], list[int]]] = []
     chars: list[int] = []
     tokens: list[int] = []
     checker = TrajectoryChecker(path, vocab_size)
@@ -173,6 +211,11 @@ def inspect_file(path: PathLike, strict: bool = False, vocab_size: int | None = 
                 break
             continue
         _add(report, traj, chars, tokens)
+        if traj.response_token_ids:
+            rows.append(content_row(traj))
+    if rows and report.gen_lengths:
+        g = report.gen_lengths.most_common(1)[0][0]
+        report.content = content_fraction(rows, g, ce_window, rank_window)
     report.response_chars = LengthStats.of(chars)
     report.response_tokens = LengthStats.of(tokens)
     return report
@@ -221,6 +264,14 @@ def render_report(report: InspectReport) -> Group:
         steps.add_row(str(k), str(report.tokens_per_step[k]))
 
     parts: list[Table | Text] = [overview, lengths, yields, steps]
+    c = report.content
+    if c is not None:
+        share = Table(title="Content (before the first EOS) in TABOM's windows, expected over the uniform cut")
+        for col in ("window", "size", "content share"):
+            share.add_column(col, justify="left" if col == "window" else "right")
+        for name, key, size in (("CE (M)", "ce", c["ce_window"]), ("ranking (W)", "rank", c["rank_window"])):
+            share.add_row(name, str(size), "-" if c[key] is None else f"{c[key]:.3f}")
+        parts.append(share)
     status = "all lines valid" if report.ok else f"{len(report.errors)} bad line(s)"
     parts.append(Text(status, style="green" if report.ok else "bold red"))
     return Group(*parts)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tabom.reproduce.plan import (
-    MAIN_METHODS, TrainRun, ablation_rows, canonical, grid_methods, make_plan, map_window, sweep_methods,
+    MAIN_METHODS, Plan, TrainRun, ablation_rows, canonical, grid_methods, make_plan, map_window, sweep_methods,
 )
 from tabom.reproduce.store import Store
 
@@ -42,11 +42,14 @@ def test_main_rows_are_the_papers() -> None:
 def test_mode_defaults_and_knobs() -> None:
     quick = make_plan(True)
     assert quick.domains == ("math",) and quick.seeds == (0,) and quick.grid_domain is None
-    assert quick.sweep_domain is None and quick.ablation_domain == "math" and quick.train_steps == 50
+    assert quick.sweep_domain is None and quick.ablation_domain == "math" and quick.train_steps is None
+    assert (quick.epochs, quick.n_eval, quick.n_eval_ood, quick.n_val) == (3, 32, 16, 16)
     full = make_plan(False, seeds=2, n_eval=7)
     assert full.domains == ("math", "code") and full.seeds == (0, 1) and full.n_eval == 7
-    assert full.train_steps == 150 and full.grid_domain == "math" and full.sweep_domain == "math"
-    assert (full.n_train, full.n_tds) == (500, 16) and make_plan(False).n_eval == 36
+    assert (full.n_eval_ood, full.n_val) == (7, 7)  # never above a smaller --n-eval
+    assert full.epochs == 5 and full.grid_domain == "math" and full.sweep_domain == "math"
+    default = make_plan(False)
+    assert (full.n_train, full.n_tds) == (500, 16) and (default.n_eval, default.n_eval_ood) == (400, 64)
     assert full.eval_families("code") == ["code_trace", "code_func", "math_chain", "math_linear",
                                           "ood_format", "ood_string"]
 
@@ -79,3 +82,21 @@ def test_store_markers(tmp_path: Path) -> None:
     assert len(calls) == 2 and store.ran() == ["e", "e"]
     with pytest.raises(ValueError, match="refusing to delete outside"):
         store.remove(tmp_path.parent)
+
+
+def test_canvases_windows_and_sizes() -> None:
+    """Per-domain canvases fitted to the answers, the paper's W = 32 scaled to each, SFT-GT's canvas,
+    and test sizes capped at what a family's split holds (math_linear: 239 test problems)."""
+    plan = make_plan(False)
+    assert (plan.canvas("math"), plan.canvas("code"), plan.canvas("ood"), plan.gt_gen_length) == (32, 48, 32, 128)
+    assert (plan.window("math"), plan.window("code")) == (4, 6)
+    assert plan.family_canvas("code_func") == 48 and plan.family_canvas("ood_string") == 32
+    assert plan.objective_defaults("math", "tiny_tabom") == {"ce_window": 4, "rank_window": 4}
+    assert plan.objective_defaults("code", "tiny_dinfer") == {"max_span": 6}
+    assert plan.objective_defaults("math", "tiny_sft_sd") == {} and plan.objective_defaults(None, "tiny_tabom") == {}
+    assert plan.eval_limit("math", "math_linear") == 239 and plan.eval_limit("math", "math_chain") == 400
+    assert plan.eval_limit("math", "code_func") == 64 and plan.eval_limit("math", "math_chain", "val") == 50
+    one = make_plan(True, gen_length=24)  # one length for everything, SFT-GT included
+    assert one.canvases == {} and one.canvas("code") == 24 and one.gt_gen_length is None and one.window("math") == 3
+    with pytest.raises(ValueError, match="canvases: physics=32"):
+        Plan(canvases={"physics": 32})

@@ -116,3 +116,25 @@ def test_cli_inspect_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(data_app, ["inspect", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_content_share_of_the_windows(tmp_path: Path, make_traj: MakeTraj) -> None:
+    """[5, 6, EOS, EOS] with the EOS decoded first (steps 0, 1), M = W = 2: cuts 0 and 1 (s_max 3 - M),
+    windows [0, 2) = two EOS and [1, 3) = one EOS + one content token -> 0.5 of 2 tokens = 0.25.
+    Decoded left to right instead, the windows hold 2 and 1 content tokens -> 0.75."""
+    settings = dict(gen_length=4, steps=4, block_length=None, temperature=0.0, top_p=None, top_k=None,
+                    tokens_per_step=None, seed=0, eos_token_id=2)
+    path = tmp_path / "t.jsonl"
+    with TrajectoryWriter(path) as w:
+        w.write_many([make_traj("a", decoding_order=[2, 3, 0, 1], settings=settings)])
+    report = inspect_file(path, ce_window=2, rank_window=2)
+    assert report.content is not None
+    assert (report.content["ce"], report.content["rank"], report.content["ce_window"]) == (0.25, 0.25, 2)
+    result = CliRunner().invoke(data_app, ["inspect", str(path), "--ce-window", "2", "--rank-window", "2"])
+    assert result.exit_code == 0 and "0.250" in result.output and "Content" in result.output
+    left = tmp_path / "l.jsonl"
+    with TrajectoryWriter(left) as w:
+        w.write_many([make_traj("a", decoding_order=[0, 1, 2, 3], settings=settings)])
+    assert inspect_file(left, ce_window=2, rank_window=2).content["ce"] == 0.75
+    # default windows: the paper's 32 over 256 scaled to 4 tokens -> max(2, round(0.5)) = 2
+    assert inspect_file(left).content["ce_window"] == 2
