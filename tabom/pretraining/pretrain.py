@@ -322,27 +322,10 @@ def check_fresh_out(out: Path) -> None:
                               "to continue or extend it, or choose another --out")
 
 
-def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -> DiffusionLM:
-    """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model.
-
-    With `resume`, continue from `cfg.out/resume` (written every `save_every` steps): on the CPU
-    with the same thread count the result equals an uninterrupted run.
-    """
-    from tabom.models.loading import save
+def _start_model(cfg: PretrainConfig) -> DiffusionLM:
+    """The model to pre-train on `cfg.device`: a fresh tiny model, or the tiny checkpoint `cfg.init`."""
     from tabom.models.tiny import build_tiny
-    from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
-    from tabom.objectives.types import ObjectiveBatch
-    from tabom.progress import progress_bar
-    from tabom.training.build import resolve_precision
-    from tabom.training.logger import truncate_step_log
-    from tabom.models.loading import check_device
 
-    check_device(cfg.device)
-    if not resume:
-        check_fresh_out(Path(cfg.out))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     if cfg.init is not None:
         from tabom.models.loading import load
 
@@ -352,8 +335,11 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     else:
         model = build_tiny(seed=cfg.seed, **cfg.model)
     model.backbone.to(cfg.device)
-    device_type = torch.device(cfg.device).type
-    bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
+    return model
+
+
+def _examples(model: DiffusionLM, cfg: PretrainConfig) -> list[tuple[list[int], list[int]]]:
+    """`training_pairs`, after checking that gen_length, the longest prompt and the batch fit."""
     positions = int(getattr(model.backbone.config, "max_position_embeddings", 0) or 0)
     if positions and cfg.gen_length >= positions:  # checked before building gen_length ids per example
         raise ValueError(f"gen_length: {cfg.gen_length} leaves no room for a prompt in the model's {positions} positions")
@@ -365,21 +351,94 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
     if cfg.batch_size > len(pairs):
         raise ValueError(f"batch_size: {cfg.batch_size} is more than the {len(pairs)} training examples "
                          "(n_per_family per family, plus drill); lower it or raise n_per_family")
-    answer_groups: list[list[int]] = []
-    if cfg.group_numbers:
-        digits = digit_token_ids(model)
-        answer_groups = [number_groups(answer, digits) for _, answer in pairs]
+    return pairs
+
+
+def lr_at(cfg: PretrainConfig, step: int) -> float:
+    """Learning rate at `step`: linear warm-up over `cfg.warmup` steps, then a cosine to 0.1 x lr."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _step(model: DiffusionLM, opt: torch.optim.Optimizer, cfg: PretrainConfig, step: int,
+          batch: list[tuple[list[int], list[int]]], groups: torch.Tensor | None, gen: torch.Generator,
+          bf16: bool) -> tuple[float, float]:
+    """One NELBO step on `batch`; returns (loss, gradient norm before clipping to 1)."""
+    from tabom.objectives.nelbo import make_nelbo_inputs, nelbo_loss
+    from tabom.objectives.types import ObjectiveBatch
+
+    input_ids, attention_mask, response_mask = (t.to(cfg.device) for t in collate(model, batch))
+    batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
+                             torch.full_like(input_ids, -1), model.mask_token_id)
+    noised = make_nelbo_inputs(batch_t, gen, groups=groups)
+    with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
+        out_loss = nelbo_loss(logits, noised)  # its cross-entropy runs in float32
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg, step)
+    opt.zero_grad(set_to_none=True)
+    out_loss.loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(out_loss.loss.detach()), float(grad_norm)
+
+
+def _save_progress(model: DiffusionLM, opt: torch.optim.Optimizer, out: Path, done: int, last: bool,
+                   order: list[int], rng: random.Random, gen: torch.Generator) -> None:
+    """After `done` steps: the model as `out/step_{done}` (unless it is the last step, saved as
+    `out` itself) and the resume state, at the last step too (a longer run, same command with a
+    larger --steps and --resume, continues from there)."""
+    from tabom.models.loading import save
+
+    model.eval()
+    if not last:
+        save(model, out / f"step_{done}")
+    save_resume_state(out, model, opt, done, order, rng, gen)
+    model.train()
+
+
+def _write_config(out: Path, cfg: PretrainConfig, resume: bool) -> None:
+    """`pretrain_config.json`: the settings, the steps of the runs it extends, the init's config."""
+    record = asdict(cfg)
+    if resume:
+        history = extended_from(out / "pretrain_config.json", cfg.steps)
+        if history:
+            record["extended_from"] = history
+    if cfg.init is not None:
+        previous = init_config(cfg.init)
+        if previous is not None:
+            record["init_config"] = previous
+    (out / "pretrain_config.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -> DiffusionLM:
+    """Train a fresh tiny model on the task mixture and save it to `cfg.out`; returns the model.
+
+    With `resume`, continue from `cfg.out/resume` (written every `save_every` steps): on the CPU
+    with the same thread count the result equals an uninterrupted run.
+    """
+    from tabom.models.loading import check_device, save
+    from tabom.progress import progress_bar
+    from tabom.training.build import resolve_precision
+    from tabom.training.logger import truncate_step_log
+
+    check_device(cfg.device)
+    if not resume:
+        check_fresh_out(Path(cfg.out))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = _start_model(cfg)
+    bf16 = resolve_precision(cfg.precision, cfg.device) == "bf16"
+    pairs = _examples(model, cfg)
+    digits = digit_token_ids(model) if cfg.group_numbers else frozenset()
+    answer_groups = [number_groups(answer, digits) for _, answer in pairs] if cfg.group_numbers else []
     lengths = [len(p) for p, _ in pairs]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     order: list[int] = []
@@ -398,49 +457,20 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, resume: bool = False) -
                 order = bucketed_order(lengths, cfg.batch_size, rng)
             idx = [order.pop() for _ in range(cfg.batch_size)]
             batch = [pairs[i] for i in idx]
-            input_ids, attention_mask, response_mask = (
-                t.to(cfg.device) for t in collate(model, batch))
-            batch_t = ObjectiveBatch(input_ids, attention_mask, response_mask,
-                                     torch.full_like(input_ids, -1), model.mask_token_id)
             # Kept on the CPU: mask_uniform reads the group count there (no device sync) and moves them.
             groups = collate_groups(batch, [answer_groups[i] for i in idx]) if cfg.group_numbers else None
-            noised = make_nelbo_inputs(batch_t, gen, groups=groups)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(noised.input_ids, noised.attention_mask, positions=noised.positions)  # (N, V)
-                out_loss = nelbo_loss(logits, noised)  # its cross-entropy runs in float32
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            opt.zero_grad(set_to_none=True)
-            out_loss.loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            record = {"step": step, "loss": float(out_loss.loss.detach()), "lr": lr_at(step),
-                      "grad_norm": float(grad_norm), "elapsed_s": round(time.time() - start, 1)}
+            loss, grad_norm = _step(model, opt, cfg, step, batch, groups, gen, bf16)
+            record = {"step": step, "loss": loss, "lr": lr_at(cfg, step), "grad_norm": grad_norm,
+                      "elapsed_s": round(time.time() - start, 1)}
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.update(task, advance=1, description=f"pretrain loss {record['loss']:.3f}")
-            last = step + 1 == cfg.steps
-            if cfg.save_every and ((step + 1) % cfg.save_every == 0 or last):
-                model.eval()
-                if not last:
-                    save(model, out / f"step_{step + 1}")
-                # At the last step too: a longer run (same command, larger --steps, --resume)
-                # continues from here.
-                save_resume_state(out, model, opt, step + 1, order, rng, gen)
-                model.train()
+            if cfg.save_every and ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps):
+                _save_progress(model, opt, out, step + 1, step + 1 == cfg.steps, order, rng, gen)
     log.close()
     model.eval()
     save(model, out)
-    record = asdict(cfg)
-    if resume:
-        history = extended_from(out / "pretrain_config.json", cfg.steps)
-        if history:
-            record["extended_from"] = history
-    if cfg.init is not None:
-        previous = init_config(cfg.init)
-        if previous is not None:
-            record["init_config"] = previous
-    (out / "pretrain_config.json").write_text(json.dumps(record, indent=2) + "\n")
+    _write_config(out, cfg, resume)
     return model
 
 
