@@ -1,7 +1,7 @@
 """Temporary memory of a decoding step per (row x masked position x vocabulary entry), on the CPU.
 
     python bench/decode_memory.py                    # entropy, entropy + top-p (Dream preset), confidence
-    python bench/decode_memory.py --gen 64 --batches 1 5
+    python bench/decode_memory.py --gen 64 --batches 2 6
 
 Builds a random Dream-layout checkpoint at the REAL vocabulary (152,064 embedding rows, Dream's
 own tokenizer files from ../shared/reference/dream_tokenizer/; 1 layer, hidden 64, so the weights

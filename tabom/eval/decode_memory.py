@@ -26,7 +26,7 @@ from pathlib import Path
 
 UNCHUNKED_LOGIT_BYTES = 16.0
 """Bytes per (row x masked position x vocabulary entry) of the whole-step logits work, measured by
-bench/decode_memory.py (entropy rule, float32, real Dream vocabulary; 30.4 with top-p 0.9)."""
+bench/decode_memory.py (entropy rule, float32, real Dream vocabulary; 30 with top-p 0.9)."""
 CHUNK_ELEMENTS = 1 << 24
 """The engine's chunk: at most this many (position x vocabulary) logits at once (16.8M, 67 MB in float32)."""
 CHUNK_BUFFER_BYTES = 16.0 * CHUNK_ELEMENTS
