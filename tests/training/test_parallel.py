@@ -40,7 +40,7 @@ def _args(data: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _torchrun(args: list[str], resume: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = [*TORCHRUN, "--nproc_per_node", "2", "-m", "tabom.cli", "train", "--recipe", "tiny_trajectory", *args]
+    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "tabom.cli", "train", "--recipe", "tiny_trajectory", *args]
     if resume:
         cmd.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TABOM_NO_PROGRESS": "1"}

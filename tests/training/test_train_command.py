@@ -72,7 +72,7 @@ def test_two_cpu_processes_complete(tmp_path: Path) -> None:
     ]
     assert mixed, "the data order should put an empty row against a full one at least once"
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "tabom.cli", "train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tabom.cli", "train",
            "--recipe", "tiny_trajectory", "model=tiny-random", *SHAPE_ARGS, f"data.path={data}",
            "data.gen_length=16", "batch_size=1", "epochs=2", "objective.ce_window=4", f"out={out}", "report_to=[]",
            "log_every=1", "threads=1"]
