@@ -21,7 +21,7 @@ import typer
 
 OPTIONS = {field: "--" + field.replace("_", "-") for field in (
     "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds",
-    "epochs", "n_val")}
+    "epochs", "n_val", "n_eval_ood")}
 """`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
 
 
@@ -48,6 +48,8 @@ def reproduce(
                                                          "the epochs decide)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs of every run; each epoch's checkpoint is evaluated on val "
                                                     "and test taken at the best (default 3 quick, 5 full)."),
+    n_eval_ood: Optional[int] = typer.Option(None, help="Test problems per out-of-domain family (default 16 quick, "
+                                                        "64 full; never above --n-eval)."),
     n_val: Optional[int] = typer.Option(None, help="Val problems per in-domain family for the choice of the epoch "
                                                    "(default 16 quick, 50 full)."),
     gen_length: Optional[int] = typer.Option(None, help="One response length for every domain, SFT-GT included "
@@ -91,7 +93,7 @@ def reproduce(
     with options_named(OPTIONS):
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
-                         epochs=epochs, n_val=n_val,
+                         epochs=epochs, n_val=n_val, n_eval_ood=n_eval_ood,
                          keep="all" if keep_all else "correct",
                          domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
         plan = replace(plan, thresholds=_thresholds(thresholds))
