@@ -22,6 +22,11 @@ def reproduce_real(plan_file: Path, model: str, out: Path | None, *, dry_run: bo
     from tabom.reproduce.real_pipeline import RealReproduction  # noqa: PLC0415
     from tabom.reproduce.real_plan import load_real_plan  # noqa: PLC0415
 
+    import os  # noqa: PLC0415
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--plan: not sharded under torchrun / accelerate launch (every rank would repeat every "
+                         "step); run one process per GPU with --methods (docs/real_checkpoints.md)")
     if model == "tiny":
         raise ValueError("--plan: give the checkpoint folder with --model (the built-in tiny model uses the "
                          "families' plan, without --plan)")
