@@ -17,14 +17,13 @@ method). A comparison is "significant" only when its interval excludes 0.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabom.reproduce.plan import MAIN_METHODS
 from tabom.reproduce.stats import Comparison, paired_bootstrap
 from tabom.reproduce.store import read_json
+from tabom.reproduce.view import Reproduction
 
-if TYPE_CHECKING:
-    from tabom.reproduce.pipeline import Reproduction
 
 BASELINES: tuple[str, ...] = ("no_sft", "sft_sd")
 """The baselines every method is compared with (method keys)."""

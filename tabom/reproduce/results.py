@@ -18,16 +18,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabom.reproduce.plan import (
     MAIN_METHODS, TDS_METHODS, Method, ablation_rows, grid_methods, sweep_methods,
 )
 from tabom.reproduce.store import read_json
 from tabom.reproduce.threshold import threshold_rows
+from tabom.reproduce.view import Reproduction
 
-if TYPE_CHECKING:
-    from tabom.reproduce.pipeline import Reproduction
 
 PACKAGES: tuple[str, ...] = ("tabom", "torch", "transformers", "peft", "accelerate", "safetensors", "matplotlib")
 

@@ -18,13 +18,12 @@ per step, the reference row), the in-domain accuracy and the mean tokens per ste
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabom.reproduce.plan import TDS_METHODS
 from tabom.reproduce.store import read_json
+from tabom.reproduce.view import Reproduction
 
-if TYPE_CHECKING:
-    from tabom.reproduce.pipeline import Reproduction
 
 PREFIX = "threshold-"
 
