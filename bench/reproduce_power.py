@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="seeds per trained method (plan default)")
     ap.add_argument("--no-cost", action="store_true", help="print the half-widths only")
     ap.add_argument("--from-run", type=Path, default=None)
-    ap.add_argument("--sec-per-problem", nargs="*", default=["32=0.24", "48=0.33", "64=0.41", "128=1.27"],
+    ap.add_argument("--sec-per-problem", nargs="*", default=["32=0.24", "40=0.29", "48=0.33", "64=0.41", "128=1.27"],
                     help="G=seconds of full decoding per problem on 2 cores")
     ap.add_argument("--step-seconds", type=float, default=0.1, help="seconds per optimizer step (batch 8)")
     ap.add_argument("--kept", type=float, default=0.47, help="share of training prompts kept (verified correct)")
