@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tabom.reproduce.plan import GRID_LAMBDAS, GRID_MARGINS, make_plan
+from tabom.reproduce.plan import GRID_LAMBDAS, GRID_MARGINS, Plan, make_plan
 from tabom.reproduce.stats import paired_bootstrap
 
 
@@ -84,10 +84,9 @@ def measured_disagreement(run: Path) -> dict[str, float]:
     return out
 
 
-def plan_cost(sec: dict[int, float], step_s: float, quick: bool, kept_rate: float) -> dict[str, float]:
+def plan_cost(plan: Plan, sec: dict[int, float], step_s: float, kept_rate: float) -> dict[str, float]:
     """Seconds of each part of the plan (full decoding = sec[G] per problem; parallel and each
     threshold = half of it; TDS = full decoding of its prompts)."""
-    plan = make_plan(quick)
     cost: dict[str, float] = {}
     trained = 5 * len(plan.seeds)
     models = 1 + trained
@@ -156,7 +155,7 @@ def main() -> None:
     if args.no_cost:
         return
     sec = {int(k): float(v) for k, v in (item.split("=") for item in args.sec_per_problem)}
-    cost = plan_cost(sec, args.step_seconds, args.quick, args.kept)
+    cost = plan_cost(plan, sec, args.step_seconds, args.kept)
     for k, v in cost.items():
         print(f"  {k}: {v / 60:.1f} min")
     print(f"total: {sum(cost.values()) / 3600:.2f} h (computed, 2 CPU cores)")
