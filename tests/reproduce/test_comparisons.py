@@ -79,3 +79,24 @@ def test_power_note_flags_quick_and_wide_intervals() -> None:
     assert "not powered" in note and "half-width 4.0 points, wider than" in note
     comps[0] |= {"ci_low": -0.5, "ci_high": 2.5}
     assert "within the +-2" in power_note({"meta": {"plan": {}}, "main": {"math": {}}, "comparisons": comps})
+
+
+def test_a_run_carries_comparisons_content_and_chosen_epochs(quick_run: tuple[Any, dict[str, Any]]) -> None:
+    """The shrunk end-to-end run: results.json holds the comparisons and the content share of the
+    windows (24-token canvas -> W = M = round(32 * 24 / 256) = 3), every trained run's epochs were
+    validated and its test evaluation names the chosen checkpoint."""
+    repro, results = quick_run
+    comps = results["comparisons"]
+    assert {(c["decoding"], c["scope"]) for c in comps} == {("full", "in_domain"), ("full", "ood"),
+                                                            ("parallel", "in_domain"), ("parallel", "ood")}
+    assert find(comps, decoding="full", scope="in_domain", method="tabom", baseline="sft_sd") is not None
+    content = results["trajectory_stats"]["math"]["content_fraction_in_windows"]
+    assert (content["ce_window"], content["rank_window"], content["gen_length"]) == (3, 3, 24)
+    assert 0.0 <= content["ce"] <= 1.0
+    for key in ("sft_sd", "tabom"):
+        vals = sorted(p.name for p in (repro.store.root / "eval" / "math" / key / "seed0").glob("full_val-epoch_*.json"))
+        assert vals, key
+        chosen = json.loads(repro.store.eval_json("math", key, 0, "full", "test").read_text())["settings"]["checkpoint"]
+        assert chosen.startswith("epoch_") and f"full_val-{chosen}.json" in vals
+    text = (repro.store.root / "report.md").read_text()
+    assert "Paired comparisons" in text and "Content share" in text and "not powered" in text
