@@ -1,6 +1,6 @@
 """Benchmark: fast decoding (KV cache, threshold parallel decoding) against exact full decoding.
 
-    python bench/fast_decode.py                       # 50 problems x 4 in-domain families
+    python bench/fast_decode.py                       # 50 problems x 4 in-domain families, ~10 min quiet
     python bench/fast_decode.py --n 8 --dream-n 8     # a quick look
 
 One run, side by side, on the same prompts and threads:
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dream-n", type=int, default=16, help="random prompts for the Dream-layout model (0: skip)")
+    parser.add_argument("--dream-n", type=int, default=8, help="random prompts for the Dream-layout model (0: skip)")
     parser.add_argument("--dream-batch", type=int, default=8)
     parser.add_argument("--dream-prompt", type=int, default=64)
     parser.add_argument("--dream-gen", type=int, default=64)
