@@ -323,8 +323,8 @@ class Reproduction:
         if getattr(self.plan, "epochs", None) is None:
             return run_dir / "final"
         checkpoints = run_checkpoints(run_dir)
-        if any(name != "final" for name, _ in checkpoints):  # final/ repeats the last epoch's weights
-            checkpoints = [(n, f) for n, f in checkpoints if n != "final"]
+        if self.plan.train_steps is None and any(name != "final" for name, _ in checkpoints):
+            checkpoints = [(n, f) for n, f in checkpoints if n != "final"]  # final/ repeats the last epoch
         fams = self.plan.families(domain)
         groups = self.eval_groups(domain, method, fams, "val", self.plan.n_val)  # type: ignore[union-attr]
         scores: list[tuple[float, int, Path]] = []
