@@ -54,7 +54,7 @@ def reproduce(
                                                    "(default 16 quick, 50 full)."),
     gen_length: Optional[int] = typer.Option(None, help="One response length for every domain, SFT-GT included "
                                                         "(default: per-domain canvases fitted to the answers, math 32, "
-                                                        "code 40, ood 32, and 128 for SFT-GT)."),
+                                                        "code 40, ood 64, and 128 for SFT-GT)."),
     decode_batch: int = typer.Option(64, help="Prompts decoded together."),
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),

@@ -88,9 +88,9 @@ def test_canvases_windows_and_sizes() -> None:
     """Per-domain canvases fitted to the answers, the paper's W = 32 scaled to each, SFT-GT's canvas,
     and test sizes capped at what a family's split holds (math_linear: 239 test problems)."""
     plan = make_plan(False)
-    assert (plan.canvas("math"), plan.canvas("code"), plan.canvas("ood"), plan.gt_gen_length) == (32, 40, 32, 128)
+    assert (plan.canvas("math"), plan.canvas("code"), plan.canvas("ood"), plan.gt_gen_length) == (32, 40, 64, 128)
     assert (plan.window("math"), plan.window("code")) == (4, 5)
-    assert plan.family_canvas("code_func") == 40 and plan.family_canvas("ood_string") == 32
+    assert plan.family_canvas("code_func") == 40 and plan.family_canvas("ood_string") == 64
     assert plan.objective_defaults("math", "tiny_tabom") == {"ce_window": 4, "rank_window": 4}
     assert plan.objective_defaults("code", "tiny_dinfer") == {"max_span": 5}
     assert plan.objective_defaults("math", "tiny_sft_sd") == {} and plan.objective_defaults(None, "tiny_tabom") == {}
