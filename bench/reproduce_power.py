@@ -103,7 +103,9 @@ def plan_cost(plan: Plan, sec: dict[int, float], step_s: float, kept_rate: float
         steps = math.ceil(rows / 8) * (plan.epochs or 1)
         cost[f"training {d}"] = trained * steps * step_s
         val = sum(min(plan.n_val, plan.eval_limit(d, f, "val")) for f in plan.families(d))
-        cost[f"val per epoch {d}"] = trained * (plan.epochs or 0) * val * sec[g]
+        gt_canvas = plan.gt_gen_length or g  # SFT-GT's epochs are validated on its own canvas
+        cost[f"val per epoch {d}"] = len(plan.seeds) * (plan.epochs or 0) * val * ((trained // len(plan.seeds) - 1)
+                                                                                 * sec[g] + sec[gt_canvas])
         gt_full = len(plan.seeds) * problems(d, "test", gt=True)
         rest_full = (models - len(plan.seeds)) * problems(d, "test")
         cost[f"test full {d}"] = gt_full + rest_full

@@ -42,7 +42,7 @@ def reproduce(
     out: Optional[Path] = typer.Option(None, help="Reproduction folder (artifacts, report.md, results.json); default runs/reproduce, or runs/reproduce_quick with --quick so a quick run never replaces a full run's steps."),
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local model folder."),
     n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 500 full)."),
-    n_eval: Optional[int] = typer.Option(None, help="Test problems per in-domain family, at most the family's test split (default 32 quick, 400 full)."),
+    n_eval: Optional[int] = typer.Option(None, help="Test problems per in-domain family, at most the family's test split (default 16 quick, 400 full)."),
     n_tds: Optional[int] = typer.Option(None, help="TDS prompts per in-domain family (default 8 quick, 16 full)."),
     train_steps: Optional[int] = typer.Option(None, help="Cap on the optimizer steps of every run alike (default: none, "
                                                          "the epochs decide)."),

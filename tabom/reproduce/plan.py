@@ -321,7 +321,7 @@ def make_plan(
     Both modes: per-domain canvases fitted to the native answers (math 32, code 40 tokens; the never-trained ood families on the model's own 64;
     SFT-GT 128), windows scaled from the paper's 32 to the canvas, every run trained ``epochs``
     epochs with each epoch evaluated on ``n_val`` val problems per in-domain family and test taken
-    at the best. --quick: math only, 1 seed, 64 training prompts per family, 32 test problems per
+    at the best. --quick: math only, 1 seed, 64 training prompts per family, 16 test problems per
     in-domain family and 16 per OOD family, 3 epochs, 8 TDS prompts per family, no grid or sweep:
     a smoke test, not powered. Full: both domains, 3 seeds, 500 training prompts per family, 400
     test problems per in-domain family (math_linear's whole test split, 239) and 64 per OOD family,
@@ -345,13 +345,13 @@ def make_plan(
         domains=tuple(doms),
         seeds=tuple(range(given(seeds, 1, 3))),
         n_train=given(n_train, 64, 500),
-        n_eval=given(n_eval, 32, 400),
+        n_eval=given(n_eval, 16, 400),
         # out-of-domain and val sizes default to the mode's, never above a smaller --n-eval
-        n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 32, 400), 16 if quick else 64),
+        n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 16, 400), 16 if quick else 64),
         n_tds=given(n_tds, 8, 16),
         train_steps=train_steps,
         epochs=given(epochs, 3, 5),
-        n_val=n_val if n_val is not None else min(given(n_eval, 32, 400), 16 if quick else 50),
+        n_val=n_val if n_val is not None else min(given(n_eval, 16, 400), 16 if quick else 50),
         gen_length=64 if gen_length is None else gen_length,
         canvases={} if gen_length is not None else dict(DEFAULT_CANVASES),
         gt_gen_length=None if gen_length is not None else GT_GEN_LENGTH,

@@ -43,7 +43,7 @@ def test_mode_defaults_and_knobs() -> None:
     quick = make_plan(True)
     assert quick.domains == ("math",) and quick.seeds == (0,) and quick.grid_domain is None
     assert quick.sweep_domain is None and quick.ablation_domain == "math" and quick.train_steps is None
-    assert (quick.epochs, quick.n_eval, quick.n_eval_ood, quick.n_val) == (3, 32, 16, 16)
+    assert (quick.epochs, quick.n_eval, quick.n_eval_ood, quick.n_val) == (3, 16, 16, 16)
     full = make_plan(False, seeds=2, n_eval=7)
     assert full.domains == ("math", "code") and full.seeds == (0, 1) and full.n_eval == 7
     assert (full.n_eval_ood, full.n_val) == (7, 7)  # never above a smaller --n-eval
