@@ -43,18 +43,17 @@ from tabom.typed_yaml import (
     coerce,
     line_map,
     load_yaml,
+    parse_override,
     read_text,
     show,
     where,
 )
+from tabom.methods import RECIPE_DIRS, compose
 
 __all__ = ["ConfigError", "DataConfig", "LoraConfig", "ObjectiveConfig", "OptimConfig", "TrainConfig",
            "apply_overrides", "build", "load_recipe", "parse_override", "resolve_recipe_path", "to_dict",
            "to_yaml", "validate_objective"]
 
-RECIPE_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parent / "recipes",)
-"""Where `--recipe NAME` (no `.yaml`, no folder) is looked up: the recipes shipped in the package
-(`tabom/recipes/`, the only copy)."""
 
 SEED_LIMIT = 2**32
 """Seeds lie in [0, SEED_LIMIT): the run derives its generators' seeds from them."""
@@ -343,25 +342,6 @@ def _flatten_objective(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """`a.b=value` -> ("a.b", YAML-parsed value); ValueError when there is no `=`."""
-    import yaml
-
-    if "=" not in item:
-        raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.lr=1e-4)")
-    key, _, text = item.partition("=")
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override {item!r}: empty key")
-    try:
-        value = load_yaml(text, f"override {item}") if text.strip() else ""
-    except ConfigError as exc:
-        if "anchors and aliases" in str(exc):
-            raise
-        value = text
-    return key, value
-
-
 def apply_overrides(raw: dict[str, Any], overrides: list[str],
                     lines: dict[str, int | str] | None = None) -> dict[str, Any]:
     """Set dotted keys in the nested mapping; `objective.X` goes to the objective's params.
@@ -406,8 +386,6 @@ def load_recipe(recipe: str | Path | None, overrides: list[str] | None = None,
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of keys, got {show(raw)}")
     raw = _flatten_objective(raw)
-    from tabom.methods import compose  # `method:` / `methods:` blocks, objective.name switching
-
     raw, overrides = compose(raw, list(overrides or []), lines, path if recipe is not None else None)
     if overrides:
         raw = apply_overrides(raw, overrides, lines)

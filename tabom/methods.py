@@ -25,14 +25,17 @@ import typing
 from pathlib import Path
 from typing import Any
 
+RECIPE_DIRS: tuple[Path, ...] = (Path(__file__).resolve().parent / "recipes",)
+"""Where `--recipe NAME` (no `.yaml`, no folder) and a `methods:` file name are looked up: the
+recipes shipped in the package (`tabom/recipes/`, the only copy). `tabom.config` re-exports it."""
+
 BASE_METHOD = "tabom"
 """A method with no block of its own: the recipe as written."""
 
 
 def _load_blocks(spec: Any, recipe_path: Path | None) -> tuple[dict[str, Any], str, dict[str, int | str]]:
     """The method blocks of `methods:` (a mapping, or a YAML file name), their source and lines."""
-    from tabom.config import RECIPE_DIRS, ConfigError
-    from tabom.typed_yaml import line_map, load_yaml, read_text
+    from tabom.typed_yaml import ConfigError, line_map, load_yaml, read_text
 
     if isinstance(spec, dict):
         return spec, "", {}
@@ -91,7 +94,7 @@ def compose(raw: dict[str, Any], overrides: list[str], lines: dict[str, int | st
     Returns the composed mapping (without `method`/`methods`) and the overrides still to apply.
     Raises `ConfigError` for an unknown method or a bad `methods:` section.
     """
-    from tabom.config import ConfigError, parse_override
+    from tabom.typed_yaml import ConfigError, parse_override
 
     raw = dict(raw)
     spec = raw.pop("methods", None)

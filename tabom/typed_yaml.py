@@ -309,3 +309,22 @@ def line_map(text: str) -> dict[str, int]:
     except (yaml.YAMLError, RecursionError):
         return {}
     return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", YAML-parsed value); ValueError when there is no `=`."""
+    import yaml
+
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.lr=1e-4)")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r}: empty key")
+    try:
+        value = load_yaml(text, f"override {item}") if text.strip() else ""
+    except ConfigError as exc:
+        if "anchors and aliases" in str(exc):
+            raise
+        value = text
+    return key, value

@@ -58,3 +58,29 @@ def test_no_import_circle(package: str) -> None:
     graph = _graph(package)
     assert len(graph) > 3
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """Every module of tabom -> the tabom modules it imports anywhere (a package's __init__, which
+    only re-exports its submodules, is not a target)."""
+    mods: dict[str, Path] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+                graph[name] |= {t for t in targets
+                                if t in mods and t != name and mods[t].name != "__init__.py"}
+    return graph
+
+
+def test_no_import_circle_anywhere_in_tabom() -> None:
+    """config <-> methods and commands.evaluate <-> commands.eval_run were circles once."""
+    graph = _package_graph()
+    assert {"tabom.config", "tabom.methods", "tabom.commands.evaluate"} <= set(graph)
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])

@@ -35,7 +35,7 @@ def eval_best_of_run(
 
     Under torchrun (``shard``) every rank evaluates its share of each checkpoint's problems and
     every rank sees the same gathered reports, so all choose the same checkpoint; rank 0 writes."""
-    from tabom.commands.evaluate import print_report  # noqa: PLC0415
+    from tabom.commands.eval_table import print_report  # noqa: PLC0415
     from tabom.eval.best_epoch import best_of_epochs, run_checkpoints  # noqa: PLC0415
     from tabom.eval.evaluate import evaluate  # noqa: PLC0415
     from tabom.eval.model_spec import is_adapter_dir, load_eval_model  # noqa: PLC0415
