@@ -88,8 +88,12 @@ def test_a_bug_keeps_its_traceback_and_tabom_debug_shows_every_traceback(tmp_pat
 
 
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path) -> None:
+    # A terminal's Ctrl-C reaches a process whose SIGINT has Python's default handler. A test run
+    # started in the background (CI, `cmd &`) inherits SIGINT *ignored*, and Python then never
+    # installs its handler, so the child restores it first, as a terminal session would have it.
+    entry = f"import signal; signal.signal(signal.SIGINT, signal.default_int_handler); {ENTRY}"
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", ENTRY, "pretrain", "--out", str(out), *SMALL[:-2], "--steps", "100000"],
+    proc = subprocess.Popen([sys.executable, "-c", entry, "pretrain", "--out", str(out), *SMALL[:-2], "--steps", "100000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     log = out / "pretrain_log.jsonl"
