@@ -138,8 +138,10 @@ def load(
 def _load_tabom_dir(directory: Path, dtype: torch.dtype, device_map: str | dict | None) -> DiffusionLM:
     from transformers import AutoModelForCausalLM
 
+    from tabom.models.compat import require_transformers
     from tabom.models.weights import open_shard, weight_files
 
+    require_transformers()
     meta_path = directory / META_FILE
     meta = read_json(meta_path)
     if not isinstance(meta, dict):

@@ -79,3 +79,12 @@ def test_load_refuses_an_unsupported_transformers(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(transformers, "__version__", "4.57.0")
     with pytest.raises(UnsupportedTransformers, match="4.57.0"):
         load(str(ckpt), dtype="float32", device="cpu")
+
+
+def test_a_tabom_folder_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in tiny model is a tabom folder (diffusion.json + transformers config)."""
+    import transformers
+
+    monkeypatch.setattr(transformers, "__version__", "4.57.0")
+    with pytest.raises(UnsupportedTransformers, match="4.57.0"):
+        load("tiny", dtype="float32", device="cpu")
