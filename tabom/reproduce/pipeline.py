@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from tabom.outputs import write_text_atomic
 from tabom.reproduce.plan import (
     MAIN_METHODS, TDS_METHODS, Method, Plan, TrainRun, ablation_rows, canonical, grid_methods, sweep_methods,
 )
@@ -158,9 +159,7 @@ class Reproduction:
                 for p in get_family(fam).problems("train", self.plan.n_train, seed=0):
                     lines.append(json.dumps({"id": p.id, "prompt": p.prompt, "answer": p.reference, "data_source": fam}))
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            tmp.replace(path)
+            write_text_atomic(path, "\n".join(lines) + "\n")
 
         self.store.step(f"sft-gt data {domain}", path, params, make)
         return path

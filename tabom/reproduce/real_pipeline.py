@@ -26,6 +26,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tabom.outputs import write_text_atomic
 from tabom.reproduce.pipeline import Reproduction
 from tabom.reproduce.plan import MAIN_METHODS, TDS_METHODS, Method, TrainRun
 from tabom.reproduce.real_plan import DEFAULT_TOKENS_PER_SECOND, RealPlan
@@ -130,9 +131,7 @@ class RealReproduction(Reproduction):
                 if spec.n_train and len(lines) >= spec.n_train:
                     break
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            tmp.replace(path)
+            write_text_atomic(path, "\n".join(lines) + "\n")
 
         self.store.step(f"sft-gt data {domain}", path, params, make)
         return path
