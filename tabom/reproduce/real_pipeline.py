@@ -225,14 +225,18 @@ class RealReproduction(Reproduction):
         assert best is not None
         return best[1]
 
+    def _trained_checkpoint(self, domain: str, method: Method, seed: int | None) -> Path | None:
+        """Train the (resolved) method if it trains, and return its best-on-val checkpoint (None: base)."""
+        if method.run is None:
+            return None
+        assert seed is not None
+        self.train(domain, method.run, seed)
+        return self.chosen_checkpoint(domain, method, seed)
+
     def evaluate(self, domain: str, method: Method, seed: int | None, jobs: list[tuple[str, str]]) -> list[Path]:
         """(3) Test at the best checkpoint on every in-domain and OOD benchmark, per decoding."""
         method = self.resolve(method)
-        folder: Path | None = None
-        if method.run is not None:
-            assert seed is not None
-            self.train(domain, method.run, seed)
-            folder = self.chosen_checkpoint(domain, method, seed)
+        folder = self._trained_checkpoint(domain, method, seed)
         files = {b: self.plan.test_file(b) for b in self.plan.eval_families(domain)}
         load = self._checkpoint_loader()
         cache: dict[str, Any] = {}
@@ -261,11 +265,7 @@ class RealReproduction(Reproduction):
         from tabom.eval.sources import resolve_tasks
 
         method = self.resolve(method)
-        folder: Path | None = None
-        if method.run is not None:
-            assert seed is not None
-            self.train(domain, method.run, seed)
-            folder = self.chosen_checkpoint(domain, method, seed)
+        folder = self._trained_checkpoint(domain, method, seed)
         path = self.store.tds_json(domain, method.key, seed)
         benches = self.plan.families(domain)
         params = {"model": self.model_key, "method": method.key, "seed": seed, "n": self.plan.tds_n,
