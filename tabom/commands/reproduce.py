@@ -21,7 +21,7 @@ import typer
 
 OPTIONS = {field: "--" + field.replace("_", "-") for field in (
     "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds",
-    "epochs", "n_val", "n_eval_ood")}
+    "epochs", "n_val", "n_eval_ood", "n_eval_powered", "secondary_seeds")}
 """`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
 
 
@@ -41,20 +41,25 @@ def reproduce(
     seeds: Optional[int] = typer.Option(None, help="Training seeds per method (default 1 with --quick, else 3)."),
     out: Optional[Path] = typer.Option(None, help="Reproduction folder (artifacts, report.md, results.json); default runs/reproduce, or runs/reproduce_quick with --quick so a quick run never replaces a full run's steps."),
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local model folder."),
-    n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 500 full)."),
-    n_eval: Optional[int] = typer.Option(None, help="Test problems per in-domain family, at most the family's test split (default 16 quick, 400 full)."),
+    n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 400 full)."),
+    n_eval: Optional[int] = typer.Option(None, help="Test problems per in-domain family that every method is evaluated on, at most the family's test split (default 16 quick, 64 full)."),
     n_tds: Optional[int] = typer.Option(None, help="TDS prompts per in-domain family (default 8 quick, 16 full)."),
     train_steps: Optional[int] = typer.Option(None, help="Cap on the optimizer steps of every run alike (default: none, "
                                                          "the epochs decide)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs of every run; each epoch's checkpoint is evaluated on val "
                                                     "and test taken at the best (default 3 quick, 5 full)."),
-    n_eval_ood: Optional[int] = typer.Option(None, help="Test problems per out-of-domain family (default 16 quick, "
-                                                        "64 full; never above --n-eval)."),
+    n_eval_ood: Optional[int] = typer.Option(None, help="Test problems per out-of-domain family (default 16; never "
+                                                        "above --n-eval)."),
     n_val: Optional[int] = typer.Option(None, help="Val problems per in-domain family for the choice of the epoch "
-                                                   "(default 16 quick, 50 full)."),
+                                                   "(default 16)."),
+    n_eval_powered: Optional[int] = typer.Option(None, help="In-domain test problems per family of the powered "
+                                                            "comparison (No-SFT, SFT-SD, TABOM; full decoding); default "
+                                                            "600 full, --n-eval quick; never below --n-eval."),
+    secondary_seeds: Optional[int] = typer.Option(None, help="Seeds of SFT-GT, dInfer, T3D and the ablation's own rows "
+                                                             "(the first N of --seeds; default 1 full, all quick)."),
     gen_length: Optional[int] = typer.Option(None, help="One response length for every domain, SFT-GT included "
                                                         "(default: per-domain canvases fitted to the answers, math 32, "
-                                                        "code 40, ood 64, and 128 for SFT-GT)."),
+                                                        "code 40, ood 64, and 96 for SFT-GT)."),
     decode_batch: int = typer.Option(64, help="Prompts decoded together."),
     domains: Optional[str] = typer.Option(None, help="Comma-separated domains (default: math with --quick, else math,code)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Train on every trajectory, not only verified-correct ones (random test models)."),
@@ -93,7 +98,8 @@ def reproduce(
     with options_named(OPTIONS):
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
-                         epochs=epochs, n_val=n_val, n_eval_ood=n_eval_ood,
+                         epochs=epochs, n_val=n_val, n_eval_ood=n_eval_ood, n_eval_powered=n_eval_powered,
+                         secondary_seeds=secondary_seeds,
                          keep="all" if keep_all else "correct",
                          domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
         plan = replace(plan, thresholds=_thresholds(thresholds))

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from tabom.outputs import write_text_atomic
 from tabom.reproduce.plan import (
-    MAIN_METHODS, TDS_METHODS, Method, Plan, TrainRun, ablation_rows, canonical, grid_methods, sweep_methods,
+    MAIN_METHODS, POWERED_KEYS, TDS_METHODS, Method, Plan, TrainRun, ablation_rows, canonical, grid_methods, sweep_methods,
 )
 from tabom.reproduce.store import Store, read_json, write_json
 
@@ -103,8 +103,14 @@ class Reproduction:
         return plan.canvas(domain) if isinstance(plan, Plan) else plan.gen_length
 
     def seeds(self, method: Method) -> list[int | None]:
-        """No-SFT is not trained and decodes greedily: one evaluation (seed None)."""
-        return [None] if method.run is None else list(self.plan.seeds)
+        """No-SFT is not trained and decodes greedily: one evaluation (seed None). The powered
+        comparison's methods train every seed, the others the plan's ``secondary_seeds``."""
+        if method.run is None:
+            return [None]
+        n = getattr(self.plan, "secondary_seeds", None)
+        if n is None or self.resolve(method).key in POWERED_KEYS:
+            return list(self.plan.seeds)
+        return list(self.plan.seeds[:n])
 
     # ------------------------------------------------------------------ data
     def trajectory_params(self, domain: str) -> dict[str, Any]:
@@ -273,10 +279,11 @@ class Reproduction:
         return get
 
     def eval_groups(self, domain: str, method: Method, families: list[str], split: str,
-                    limit: int | None = None) -> dict[tuple[int, int], list[str]]:
+                    limit: int | None = None, decode: str = "") -> dict[tuple[int, int], list[str]]:
         """(response tokens, problems per family) -> the families evaluated so: each family at its
         domain's canvas, SFT-GT at the plan's ``gt_gen_length`` (a canvas that holds its
-        reference-style answers); ``limit`` or the plan's in-domain / OOD sizes."""
+        reference-style answers); ``limit`` or the plan's in-domain / OOD sizes (the powered size for
+        the powered comparison's methods under ``full`` decoding)."""
         plan = self.plan
         if not isinstance(plan, Plan):
             return {(plan.gen_length, limit or plan.n_eval): families}
@@ -284,7 +291,8 @@ class Reproduction:
         groups: dict[tuple[int, int], list[str]] = {}
         for fam in families:
             g = plan.gt_gen_length if gt else plan.family_canvas(fam)
-            n = plan.eval_limit(domain, fam, split) if limit is None else limit
+            powered = decode == "full" and method.key in POWERED_KEYS
+            n = plan.eval_limit(domain, fam, split, powered) if limit is None else limit
             groups.setdefault((g, n), []).append(fam)  # type: ignore[arg-type]
         return groups
 
@@ -357,7 +365,7 @@ class Reproduction:
         families = families or self.plan.eval_families(domain)
         paths = []
         for decode, split in jobs:
-            groups = self.eval_groups(domain, method, families, split)
+            groups = self.eval_groups(domain, method, families, split, decode=decode)
             path = self.store.eval_json(domain, method.key, seed, decode, split)
             params = {"model": self.model_key, "method": method.key, "seed": seed, "families": families,
                       "limit": self.plan.n_eval, "split": split,

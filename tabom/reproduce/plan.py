@@ -81,6 +81,11 @@ MAIN_METHODS: tuple[Method, ...] = (NO_SFT, SFT_GT, SFT_SD, DINFER, T3D, TABOM)
 """Tables 2-3 rows, in the paper's order."""
 TDS_METHODS: tuple[Method, ...] = (NO_SFT, SFT_SD, TABOM)
 """Table 6 rows (the paper's "Base" is No-SFT)."""
+POWERED_METHODS: tuple[Method, ...] = (NO_SFT, SFT_SD, TABOM)
+"""The methods of the powered comparison (TABOM against SFT-SD and No-SFT): every seed, and their
+in-domain full decoding on ``Plan.n_eval_powered`` test problems per family; the other methods
+train ``Plan.secondary_seeds`` seeds and are tested on the common ``n_eval`` problems."""
+POWERED_KEYS: frozenset[str] = frozenset(m.key for m in POWERED_METHODS)
 
 
 def canonical(run: TrainRun, recipe_objective: dict[str, Any]) -> TrainRun:
@@ -152,8 +157,10 @@ answers over 39, which no method can write on 40 tokens), so that most of each t
 content: measured 0.71-0.85 on math at 32 tokens, 0.65-0.70 on code at 40, 0.54-0.60 at 48
 (docs/benchmarks.md). The ood families are only evaluated, never trained on: they keep the tiny
 model's own 64 (on 32 tokens the base model's ood_format fell from 33-38% to 0%)."""
-GT_GEN_LENGTH = 128
-"""SFT-GT's canvas: its reference answers run up to 102 characters (the tiny_sft_gt recipe's 128)."""
+GT_GEN_LENGTH = 96
+"""SFT-GT's canvas: its reference answers run up to 93 characters in every split of the four trained
+families, so 96 tokens hold each of them and its EOS (128, the tiny_sft_gt recipe's, costs 1.5x the
+decoding for nothing but padding)."""
 
 MAX_SEEDS = 100
 """Most training seeds per method `make_plan` takes (the full plan's 3 take hours on a CPU)."""
@@ -180,6 +187,13 @@ class Plan:
     """Test problems per in-domain family (at most the family's test split; math_linear has 239)."""
     n_eval_ood: int | None = None
     """Test problems per out-of-domain family (None: ``n_eval``)."""
+    n_eval_powered: int | None = None
+    """In-domain test problems per family of the powered comparison: No-SFT, SFT-SD and TABOM under
+    full decoding (:data:`POWERED_METHODS`); None: ``n_eval``. The first ``n_eval`` of them are the
+    problems every method is tested on (the same draw, so the main tables compare like with like)."""
+    secondary_seeds: int | None = None
+    """Seeds of the trained methods outside the powered comparison (SFT-GT, dInfer, T3D and the
+    ablation's own rows): the first this many of ``seeds``; None: all."""
     n_tds: int = 16
     """TDS prompts per in-domain family (the paper uses 64 trajectories; 2 x 16 here fits the CPU budget)."""
     train_steps: int | None = None
@@ -227,6 +241,10 @@ class Plan:
         for name in ("n_train", "n_eval", "n_tds", "gen_length", "parallel_tokens", "decode_batch", "n_val"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.n_eval_powered is not None and self.n_eval_powered < self.n_eval:
+            raise ValueError(f"n_eval_powered: must be >= n_eval ({self.n_eval}), got {self.n_eval_powered}")
+        if self.secondary_seeds is not None and not 1 <= self.secondary_seeds <= len(self.seeds):
+            raise ValueError(f"secondary_seeds: must be in [1, {len(self.seeds)}], got {self.secondary_seeds}")
         if self.n_eval_ood is not None and self.n_eval_ood < 1:
             raise ValueError(f"n_eval_ood: must be >= 1, got {self.n_eval_ood}")
         for dom, g in self.canvases.items():
@@ -284,12 +302,14 @@ class Plan:
             return {}
         return {name: self.window(domain) for name in WINDOW_FIELDS.get(recipe, ())}
 
-    def eval_limit(self, domain: str, family: str, split: str = "test") -> int:
+    def eval_limit(self, domain: str, family: str, split: str = "test", powered: bool = False) -> int:
         """Problems of ``family`` evaluated for a ``domain``-trained model: ``n_eval`` in-domain on test
-        (``n_val`` on val: the grid and the sweep), ``n_eval_ood`` (else ``n_eval``) out of domain, at
-        most what the family's split holds."""
+        (``n_eval_powered`` with ``powered``; ``n_val`` on val: the grid and the sweep), ``n_eval_ood``
+        (else ``n_eval``) out of domain, at most what the family's split holds."""
         if family in self.families(domain):
             n = self.n_val if split == "val" else self.n_eval
+            if powered and split == "test" and self.n_eval_powered is not None:
+                n = self.n_eval_powered
         else:
             n = self.n_eval if self.n_eval_ood is None else self.n_eval_ood
         return _available(family, split, n)
@@ -315,19 +335,24 @@ def make_plan(
     epochs: int | None = None,
     n_val: int | None = None,
     n_eval_ood: int | None = None,
+    n_eval_powered: int | None = None,
+    secondary_seeds: int | None = None,
 ) -> Plan:
     """The plan of one mode with the given knobs replacing its defaults.
 
-    Both modes: per-domain canvases fitted to the native answers (math 32, code 40 tokens; the never-trained ood families on the model's own 64;
-    SFT-GT 128), windows scaled from the paper's 32 to the canvas, every run trained ``epochs``
-    epochs with each epoch evaluated on ``n_val`` val problems per in-domain family and test taken
-    at the best. --quick: math only, 1 seed, 64 training prompts per family, 16 test problems per
-    in-domain family and 16 per OOD family, 3 epochs, 8 TDS prompts per family, no grid or sweep:
-    a smoke test, not powered. Full: both domains, 3 seeds, 500 training prompts per family, 400
-    test problems per in-domain family (math_linear's whole test split, 239) and 64 per OOD family,
-    5 epochs, 50 val problems per family, 16 TDS prompts, the grid and sweep on math (val split).
-    ``gen_length`` replaces the canvases with one length for every domain and SFT-GT. The sizes and
-    their computed cost are in docs/reproduce.md and docs/benchmarks.md.
+    Both modes: per-domain canvases fitted to the native answers (math 32, code 40 tokens; the
+    never-trained ood families on the model's own 64; SFT-GT 96), windows scaled from the paper's 32
+    to the canvas, every run trained ``epochs`` epochs with each epoch evaluated on ``n_val`` val
+    problems per in-domain family and test taken at the best. --quick: math only, 1 seed, 64
+    training prompts per family, 16 test problems per in-domain and per OOD family, 3 epochs, 8 TDS
+    prompts per family, no grid or sweep: a smoke test, not powered. Full: both domains, 400
+    training prompts per family, 5 epochs, 16 val problems per family, 16 TDS prompts, the grid and
+    sweep on math (val split); the powered comparison (No-SFT, SFT-SD, TABOM: 3 seeds, in-domain
+    full decoding on 600 test problems per family, math_linear's whole test split of 239) and every
+    other table on the common first 64 in-domain and 16 OOD test problems per family, SFT-GT, dInfer,
+    T3D and the ablation's own rows on 1 seed. ``gen_length`` replaces the canvases with one length
+    for every domain and SFT-GT. The sizes and their measured cost are in docs/reproduce.md and
+    docs/benchmarks.md.
     """
     if domains is not None and not domains:
         raise ValueError("domains: empty (give math, code or both, comma-separated)")
@@ -344,14 +369,16 @@ def make_plan(
         model=model,
         domains=tuple(doms),
         seeds=tuple(range(given(seeds, 1, 3))),
-        n_train=given(n_train, 64, 500),
-        n_eval=given(n_eval, 16, 400),
+        n_train=given(n_train, 64, 400),
+        n_eval=given(n_eval, 16, 64),
         # out-of-domain and val sizes default to the mode's, never above a smaller --n-eval
-        n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 16, 400), 16 if quick else 64),
+        n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 16, 64), 16),
+        n_eval_powered=n_eval_powered if n_eval_powered is not None or quick else max(600, given(n_eval, 16, 64)),
+        secondary_seeds=secondary_seeds if secondary_seeds is not None or quick else 1,
         n_tds=given(n_tds, 8, 16),
         train_steps=train_steps,
         epochs=given(epochs, 3, 5),
-        n_val=n_val if n_val is not None else min(given(n_eval, 16, 400), 16 if quick else 50),
+        n_val=n_val if n_val is not None else min(given(n_eval, 16, 64), 16),
         gen_length=64 if gen_length is None else gen_length,
         canvases={} if gen_length is not None else dict(DEFAULT_CANVASES),
         gt_gen_length=None if gen_length is not None else GT_GEN_LENGTH,

@@ -206,6 +206,15 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
             protocol = f"{plan.get('train_steps') or 'recipe epochs of'} optimizer steps per run, final adapter"
         gt = (f"; SFT-GT is trained and evaluated on a {plan['gt_gen_length']}-token canvas, which holds its "
               "reference answers" if plan.get("gt_gen_length") else "")
+        powered = ""
+        if plan.get("n_eval_powered"):
+            sec = plan.get("secondary_seeds")
+            powered = (f" The powered comparison (No-SFT, SFT-SD and TABOM, every seed) is also tested under full "
+                       f"decoding on {plan['n_eval_powered']} in-domain test problems per family (at most the "
+                       "split): its rows are in the 'Powered comparison' tables and its intervals in the paired "
+                       "comparisons; every other table shows every method on the same first "
+                       f"{plan.get('n_eval')} problems." + (f" SFT-GT, dInfer, T3D and the ablation's own rows "
+                       f"train the first {sec} seed(s) only." if sec and sec < len(plan.get("seeds", [])) else ""))
         parts.append(f"Model `{plan.get('model', '?')}`, domains {', '.join(plan.get('domains', []))}, seeds "
                      f"{plan.get('seeds')}, {plan.get('n_train')} training prompts per family, {plan.get('n_eval')} test "
                      f"problems per in-domain family (at most the family's test split) and "
@@ -214,7 +223,7 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
                      "round(32 x canvas / 256). No method is tuned (TABOM keeps lambda 1, margin 0.2). Accuracies "
                      "are %, mean ± std over seeds (No-SFT: one greedy evaluation); subscripts are gains over "
                      "No-SFT; bold is the best in each column. Differences are called significant only where "
-                     "their paired bootstrap 95% interval (over test problems and seeds) excludes 0.")
+                     "their paired bootstrap 95% interval (over test problems and seeds) excludes 0." + powered)
         parts += ["", f"> {paper.NOTE}", ""]
         note = power_note(results)
         if note:
@@ -230,6 +239,12 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
         table_no = "3" if domain == "math" else "2"
         parts += [f"## Table {table_no} analogue: {domain}-trained models, full diffusion decoding (test split)", ""]
         parts += [accuracy_table(by_decode.get("full", {}), fams[domain]), "", paper_main_table(domain), ""]
+        if (results.get("powered") or {}).get(domain):
+            rows = results["powered"][domain]
+            n = next(iter(rows.values())).get("n", {})
+            sizes = ", ".join(f"{f} {n[f]}" for f in fams[domain]["in"] if f in n)
+            parts += [f"### Powered comparison: {domain}-trained models, full decoding (test problems: {sizes})", "",
+                      accuracy_table(rows, fams[domain]), ""]
         parts += [f"## Table 4 analogue: {domain}-trained models, parallel decoding "
                   f"({plan.get('parallel_tokens', 2)} tokens per step, test split)", ""]
         parts += [accuracy_table(by_decode.get("parallel", {}), fams[domain]), ""]

@@ -67,16 +67,46 @@ def add_gains(rows: dict[str, dict[str, Any]], base: str) -> None:
         row["gain"] = {c: v - ref[c] for c, v in row["mean"].items() if c in ref}
 
 
-def eval_accuracy(path: Path) -> tuple[dict[str, float], dict[str, int]]:
-    """(accuracy % per family, problems per family) of one evaluation JSON."""
+def eval_accuracy(path: Path, common: dict[str, int] | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """(accuracy % per family, problems per family) of one evaluation JSON; with ``common``
+    (family -> n), a family listed there counts only the samples of its first n test problems (the
+    draw every method is evaluated on), from the JSON's per-sample scores."""
     data = read_json(path)
-    return ({k: 100.0 * v for k, v in data["accuracy"].items()}, {k: int(v) for k, v in data["counts"].items()})
+    acc = {k: 100.0 * v for k, v in data["accuracy"].items()}
+    counts = {k: int(v) for k, v in data["counts"].items()}
+    for fam, n in (common or {}).items():
+        if fam not in counts or counts[fam] <= n:
+            continue
+        ids = first_ids(fam, n)
+        scores = [bool(s["correct"]) for s in data.get("samples", []) if s["task"] == fam and s["id"] in ids]
+        if len(scores) != len(ids):
+            raise ValueError(f"{path}: {fam} has {len(scores)} of its first {n} test problems' samples")
+        acc[fam], counts[fam] = 100.0 * sum(scores) / len(scores), len(scores)
+    return acc, counts
+
+
+def first_ids(family: str, n: int) -> set[str]:
+    """Ids of a family's first ``n`` test problems (the draw of every evaluation with ``limit >= n``)."""
+    from tabom.tasks import get_family
+
+    return {p.id for p in get_family(family).problems("test", n, seed=0, at_most=True)}
+
+
+def common_sizes(repro: Reproduction, domain: str) -> dict[str, int]:
+    """In-domain family -> the test problems every method is evaluated on (``n_eval``), when the plan
+    evaluates the powered comparison on more (empty otherwise)."""
+    plan = repro.plan
+    if getattr(plan, "n_eval_powered", None) is None:
+        return {}
+    return {f: plan.eval_limit(domain, f, "test") for f in plan.families(domain)}  # type: ignore[attr-defined]
 
 
 def method_rows(repro: Reproduction, domain: str, methods: list[tuple[str, Method]], decode: str,
-                split: str) -> dict[str, dict[str, Any]]:
-    """label -> summary over seeds, for the methods whose evaluation JSONs exist."""
+                split: str, powered: bool = False) -> dict[str, dict[str, Any]]:
+    """label -> summary over seeds, for the methods whose evaluation JSONs exist: on test, on the
+    problems every method shares (:func:`common_sizes`), or with ``powered`` on all of them."""
     plan, store = repro.plan, repro.store
+    common = common_sizes(repro, domain) if split == "test" and not powered else {}
     in_fams, ood_fams = plan.families(domain), plan.ood_families(domain)
     out: dict[str, dict[str, Any]] = {}
     for label, method in methods:
@@ -86,7 +116,7 @@ def method_rows(repro: Reproduction, domain: str, methods: list[tuple[str, Metho
         for seed in repro.seeds(m):
             path = store.eval_json(domain, m.key, seed, decode, split)
             if path.exists():
-                per_seed[seed_key(seed)], counts = eval_accuracy(path)
+                per_seed[seed_key(seed)], counts = eval_accuracy(path, common)
         if per_seed:
             out[label] = summarize(per_seed, in_fams, ood_fams) | {"key": m.key, "n": counts}
     return out
@@ -242,6 +272,12 @@ def collect(repro: Reproduction) -> dict[str, Any]:
             rows = method_rows(repro, domain, main_methods, decode, "test")
             add_gains(rows, "No-SFT")
             results["main"][domain][decode] = rows
+        if common_sizes(repro, domain):
+            from tabom.reproduce.plan import POWERED_METHODS
+
+            rows = method_rows(repro, domain, [(m.label, m) for m in POWERED_METHODS], "full", "test", powered=True)
+            add_gains(rows, "No-SFT")
+            results.setdefault("powered", {})[domain] = rows
         results["tds"][domain] = tds_rows(repro, domain)
         results.setdefault("threshold", {})[domain] = threshold_rows(repro, domain)
         results["training"][domain] = training_curves(repro, domain)

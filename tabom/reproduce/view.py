@@ -40,5 +40,5 @@ class Reproduction(Protocol):
         """The decode settings of a decode mode."""
 
     def eval_groups(self, domain: str, method: Method, families: list[str], split: str,
-                    limit: int | None = None) -> dict[tuple[int, int], list[str]]:
+                    limit: int | None = None, decode: str = "") -> dict[tuple[int, int], list[str]]:
         """(response tokens, problems per family) -> the families evaluated so."""

@@ -172,3 +172,31 @@ def test_quick_and_full_default_to_different_folders(monkeypatch: Any, tmp_path:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     assert seen == [Path("runs/reproduce_quick"), Path("runs/reproduce"), Path("x")]
+
+
+def test_powered_comparison_sizes_and_secondary_seeds(quick_plan: Any, tmp_path: Path) -> None:
+    """No-SFT, SFT-SD and TABOM run every seed and full-decode n_eval_powered in-domain test problems;
+    the other methods run the first secondary_seeds seeds; the main table counts the common n_eval."""
+    from dataclasses import replace
+
+    from tabom.reproduce.store import read_json
+
+    plan = replace(quick_plan, seeds=(0, 1), n_eval_powered=3, secondary_seeds=1, thresholds=(),
+                   ablation_domain=None, n_tds=1)
+    repro = Reproduction(plan, tmp_path)
+    results = repro.run()
+    seeds = {m.key: repro.seeds(m) for m in MAIN_METHODS}
+    assert seeds == {"no_sft": [None], "sft_gt": [0], "sft_sd": [0, 1], "dinfer": [0], "t3d": [0], "tabom": [0, 1]}
+    tabom = read_json(repro.store.eval_json("math", "tabom", 1, "full", "test"))
+    assert tabom["counts"]["math_chain"] == 3 and tabom["counts"]["ood_format"] == 2  # OOD keeps n_eval
+    assert read_json(repro.store.eval_json("math", "tabom", 1, "parallel", "test"))["counts"]["math_chain"] == 2
+    assert read_json(repro.store.eval_json("math", "t3d", 0, "full", "test"))["counts"]["math_chain"] == 2
+    assert not repro.store.eval_json("math", "t3d", 1, "full", "test").exists()
+    main = results["main"]["math"]["full"]
+    assert main["TABOM"]["n"]["math_chain"] == 2 and main["T3D"]["n"]["math_chain"] == 2  # the common draw
+    powered = results["powered"]["math"]
+    assert set(powered) == {"No-SFT", "SFT-SD", "TABOM"} and powered["TABOM"]["n"]["math_chain"] == 3
+    comp = [c for c in results["comparisons"] if c["decoding"] == "full" and c["scope"] == "in_domain"
+            and c["method"] in ("tabom", "t3d") and c["baseline"] == "sft_sd"]
+    assert {c["method"]: c["n_problems"] for c in comp} == {"tabom": 6, "t3d": 4}  # 2 families x 3 / x 2
+    assert "Powered comparison: math-trained models" in (tmp_path / "report.md").read_text()

@@ -49,7 +49,10 @@ def test_mode_defaults_and_knobs() -> None:
     assert (full.n_eval_ood, full.n_val) == (7, 7)  # never above a smaller --n-eval
     assert full.epochs == 5 and full.grid_domain == "math" and full.sweep_domain == "math"
     default = make_plan(False)
-    assert (full.n_train, full.n_tds) == (500, 16) and (default.n_eval, default.n_eval_ood) == (400, 64)
+    assert (full.n_train, full.n_tds) == (400, 16) and (default.n_eval, default.n_eval_ood) == (64, 16)
+    assert (default.n_eval_powered, default.secondary_seeds, default.n_val) == (600, 1, 16)
+    assert (quick.n_eval_powered, quick.secondary_seeds) == (None, None)  # quick: one size, one seed
+    assert make_plan(False, n_eval=700).n_eval_powered == 700  # never below --n-eval
     assert full.eval_families("code") == ["code_trace", "code_func", "math_chain", "math_linear",
                                           "ood_format", "ood_string"]
 
@@ -61,6 +64,10 @@ def test_bad_plans_name_the_field() -> None:
         make_plan(True, n_eval=-1)
     with pytest.raises(ValueError, match="train_steps: must be >= 1"):
         make_plan(True, train_steps=0)
+    with pytest.raises(ValueError, match=r"n_eval_powered: must be >= n_eval \(64\)"):
+        make_plan(False, n_eval_powered=10)
+    with pytest.raises(ValueError, match=r"secondary_seeds: must be in \[1, 3\]"):
+        make_plan(False, secondary_seeds=4)
 
 
 def test_store_markers(tmp_path: Path) -> None:
@@ -88,14 +95,17 @@ def test_canvases_windows_and_sizes() -> None:
     """Per-domain canvases fitted to the answers, the paper's W = 32 scaled to each, SFT-GT's canvas,
     and test sizes capped at what a family's split holds (math_linear: 239 test problems)."""
     plan = make_plan(False)
-    assert (plan.canvas("math"), plan.canvas("code"), plan.canvas("ood"), plan.gt_gen_length) == (32, 40, 64, 128)
+    assert (plan.canvas("math"), plan.canvas("code"), plan.canvas("ood"), plan.gt_gen_length) == (32, 40, 64, 96)
     assert (plan.window("math"), plan.window("code")) == (4, 5)
     assert plan.family_canvas("code_func") == 40 and plan.family_canvas("ood_string") == 64
     assert plan.objective_defaults("math", "tiny_tabom") == {"ce_window": 4, "rank_window": 4}
     assert plan.objective_defaults("code", "tiny_dinfer") == {"max_span": 5}
     assert plan.objective_defaults("math", "tiny_sft_sd") == {} and plan.objective_defaults(None, "tiny_tabom") == {}
-    assert plan.eval_limit("math", "math_linear") == 239 and plan.eval_limit("math", "math_chain") == 400
-    assert plan.eval_limit("math", "code_func") == 64 and plan.eval_limit("math", "math_chain", "val") == 50
+    assert plan.eval_limit("math", "math_linear") == 64 and plan.eval_limit("math", "math_chain") == 64
+    assert plan.eval_limit("math", "math_linear", powered=True) == 239  # the whole test split
+    assert plan.eval_limit("math", "math_chain", powered=True) == 600
+    assert plan.eval_limit("math", "code_func", powered=True) == 16  # OOD: never the powered size
+    assert plan.eval_limit("math", "math_chain", "val", powered=True) == 16
     one = make_plan(True, gen_length=24)  # one length for everything, SFT-GT included
     assert one.canvases == {} and one.canvas("code") == 24 and one.gt_gen_length is None and one.window("math") == 3
     with pytest.raises(ValueError, match="canvases: physics=32"):
