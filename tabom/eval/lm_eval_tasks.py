@@ -10,6 +10,11 @@ JSON via the ``json`` loader, parquet via ``parquet``). The release runs every t
 ``--num_fewshot 0`` as its scripts do. HumanEval and MBPP score with the ``evaluate`` library's
 ``code_eval`` metric and IFEval needs ``langdetect``/``nltk`` data, which lm-eval loads from the
 network: offline, score those with ``tabom eval --protocol release`` instead.
+
+:func:`index_paths` is what keeps ``tabom lm-eval``'s start short: lm-eval's own ``TaskManager``
+parses every one of its ~14,000 task YAML files before it runs anything (6 s on a quiet core, 30+
+on a busy one, paid again by every process under ``torchrun``); when the tasks asked for lie in
+``--include_path`` or are the release's tasks, indexing their folders alone finds the same tasks.
 """
 
 from __future__ import annotations
@@ -52,6 +57,30 @@ def write_task_files(out: Path, files: dict[str, str]) -> list[Path]:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         written.append(path)
     return written
+
+
+def index_paths(tasks: list[str], include_path: str | None) -> list[Path] | None:
+    """The folders lm-eval needs to index to find ``tasks`` (plain task names), or None for its whole index.
+
+    The folders are the release tasks' own ones inside the installed ``lm_eval/tasks`` (for names in
+    :data:`TASK_FILES`) followed by ``include_path`` (which overrides them, as in lm-eval's own
+    order). None (index everything, as lm-eval does) when a name is a pattern, a file, a group or a
+    tag, or is not a task found in those folders: the narrow index then could miss what it needs.
+    """
+    import lm_eval  # noqa: PLC0415
+    from lm_eval.tasks import TaskManager  # noqa: PLC0415
+
+    if not tasks or any(not t or any(c in t for c in "*?[/\\") or t.endswith((".yaml", ".yml")) for t in tasks):
+        return None
+    folders = {RELEASE_TASKS[k].lm_eval_task: TASK_FILES[k].split("/")[0] for k in TASK_FILES}
+    tasks_dir = Path(lm_eval.__file__).parent / "tasks"
+    paths = sorted({tasks_dir / folders[t] for t in tasks if t in folders})
+    if include_path:
+        paths.append(Path(include_path))
+    if not paths or not all(p.is_dir() for p in paths):
+        return None
+    found = set(TaskManager(include_path=[str(p) for p in paths], include_defaults=False).all_subtasks)
+    return paths if all(t in found for t in tasks) else None
 
 
 def main() -> None:

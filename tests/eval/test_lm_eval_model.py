@@ -93,30 +93,49 @@ def test_cli_hands_arguments_to_lm_eval(
 ) -> None:
     """`tabom lm-eval --model tabom ...` runs lm-eval's own command line and writes its results.
 
-    lm-eval's built-in task index (thousands of YAML files, ~40 s here) is switched off for speed;
-    the local task comes from --include_path as it would for a user.
+    The task lies in --include_path, so lm-eval's built-in task index (thousands of YAML files,
+    ~40 s on a busy core) is never built: every TaskManager made indexes the include path alone.
     """
     from lm_eval.tasks.manager import TaskManager
 
     from tabom.commands.lm_eval import run_lm_eval
 
     original = TaskManager.__init__
+    made: list[tuple[Any, bool]] = []
 
-    def without_builtin_index(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs["include_defaults"] = False
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append((kwargs.get("include_path"), kwargs.get("include_defaults", True)))
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(TaskManager, "__init__", without_builtin_index)
+    monkeypatch.setattr(TaskManager, "__init__", recorded)
 
     out = tmp_path / "lm_out"
+    tasks = write_task(tmp_path)
     run_lm_eval(["--model", "tabom", "--model_args", f"model={tiny_dirs['a']},device=cpu,gen_length=8",
-                 "--tasks", "tabom_local_echo", "--include_path", str(write_task(tmp_path)),
+                 "--tasks", "tabom_local_echo", "--include_path", str(tasks),
                  "--output_path", str(out), "--batch_size", "3"])
     files = list(out.rglob("results_*.json"))
     assert files, list(out.rglob("*"))
     data = json.loads(files[0].read_text())
     assert "exact_match,none" in data["results"]["tabom_local_echo"]
+    assert made and all(defaults is False and paths == [str(tasks)] for paths, defaults in made), made
 
+
+def test_narrow_index_only_when_every_task_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The include path for its own tasks, a release task's own folder; None (the whole index) otherwise."""
+    import lm_eval
+
+    from tabom.commands.lm_eval import _narrow_paths
+
+    tasks = write_task(tmp_path)
+    gsm8k = Path(lm_eval.__file__).parent / "tasks" / "gsm8k"
+    assert _narrow_paths(["--tasks", "tabom_local_echo", "--include_path", str(tasks)]) == [tasks]
+    assert _narrow_paths(["run", "-t", "gsm8k_cot,tabom_local_echo", f"--include_path={tasks}"]) == [gsm8k, tasks]
+    assert _narrow_paths(["--tasks", "tabom_local_echo", "hellaswag", "--include_path", str(tasks)]) is None
+    assert _narrow_paths(["--tasks", "tabom_*", "--include_path", str(tasks)]) is None  # a pattern
+    assert _narrow_paths(["--model", "tabom"]) is None  # no --tasks
+    monkeypatch.setenv("TABOM_LM_EVAL_FULL_INDEX", "1")
+    assert _narrow_paths(["--tasks", "tabom_local_echo", "--include_path", str(tasks)]) is None
 
 
 DRIVER = """
