@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/reproduce_power.py                      # the default plan, stated inputs
     .venv/bin/python bench/reproduce_power.py --flip 0.10 --n-eval 400
-    .venv/bin/python bench/reproduce_power.py --from-run runs/repro_quick_i24   # measured discordance
+    .venv/bin/python bench/reproduce_power.py --from-run runs/repro_default_i24   # measured D, CI, cost
 
 Power. The in-domain TABOM-vs-SFT-SD interval is the paired, family-stratified bootstrap of
 `tabom.reproduce.stats` over test problems and seeds. Its width depends on how often two trained
@@ -14,9 +14,8 @@ reproduction's evaluation files: TABOM against SFT-SD, seed against seed). The s
 ``--trials`` such experiments at the plan's sizes and prints the mean half-width of the bootstrap
 interval, the figure the issue asks to be at most 2 points.
 
-Cost. Seconds of every evaluation, training run and trajectory build of the plan, from per-problem
-decode costs at each canvas (``--sec-per-problem G=S``; the defaults are docs/benchmarks.md's
-figures, see there for which are measured and which are scaled) and a per-optimizer-step cost.
+Cost (measured). ``--from-run DIR`` adds up the seconds every step of a finished reproduction took
+(its results.json ``steps``) by kind of step, and prints the measured disagreements and intervals.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tabom.reproduce.plan import GRID_LAMBDAS, GRID_MARGINS, Plan, make_plan
+from tabom.reproduce.plan import make_plan
 from tabom.reproduce.stats import paired_bootstrap
 
 
@@ -84,45 +83,27 @@ def measured_disagreement(run: Path) -> dict[str, float]:
     return out
 
 
-def plan_cost(plan: Plan, sec: dict[int, float], step_s: float, kept_rate: float) -> dict[str, float]:
-    """Seconds of each part of the plan (full decoding = sec[G] per problem; parallel and each
-    threshold = half of it; TDS = full decoding of its prompts)."""
+def measured_cost(run: Path) -> dict[str, float]:
+    """Measured seconds of a reproduction folder by kind of step (the first word of each step's name:
+    trajectories, train, val, eval, tds), from its results.json ``steps`` (the steps of the invocation
+    that wrote it; cached steps count 0)."""
+    results = json.loads((run / "results.json").read_text())
     cost: dict[str, float] = {}
-    trained = 5 * len(plan.seeds)
-    models = 1 + trained
-
-    def problems(domain: str, split: str, gt: bool = False) -> float:
-        return sum(plan.eval_limit(domain, f, split) * sec[plan.gt_gen_length if gt and plan.gt_gen_length else
-                                                              plan.family_canvas(f)]
-                   for f in plan.eval_families(domain))
-
-    for d in plan.domains:
-        g = plan.canvas(d)
-        cost[f"trajectories {d}"] = 2 * plan.n_train * sec[g]
-        rows = 2 * plan.n_train * kept_rate
-        steps = math.ceil(rows / 8) * (plan.epochs or 1)
-        cost[f"training {d}"] = trained * steps * step_s
-        val = sum(min(plan.n_val, plan.eval_limit(d, f, "val")) for f in plan.families(d))
-        gt_canvas = plan.gt_gen_length or g  # SFT-GT's epochs are validated on its own canvas
-        cost[f"val per epoch {d}"] = len(plan.seeds) * (plan.epochs or 0) * val * ((trained // len(plan.seeds) - 1)
-                                                                                 * sec[g] + sec[gt_canvas])
-        gt_full = len(plan.seeds) * problems(d, "test", gt=True)
-        rest_full = (models - len(plan.seeds)) * problems(d, "test")
-        cost[f"test full {d}"] = gt_full + rest_full
-        cost[f"test parallel {d}"] = (gt_full + rest_full) / 2
-        in_dom = sum(plan.eval_limit(d, f) for f in plan.families(d)) * sec[g]
-        cost[f"threshold {d}"] = (1 + 2 * len(plan.seeds)) * len(plan.thresholds) * in_dom / 2
-        cost[f"tds {d}"] = (1 + 2 * len(plan.seeds)) * 2 * plan.n_tds * sec[g]
-    if plan.ablation_domain:
-        d = plan.ablation_domain
-        cost["ablation"] = 3 * len(plan.seeds) * (problems(d, "test") + math.ceil(2 * plan.n_train * kept_rate / 8)
-                                                  * plan.epochs * step_s)
-    searches = (len(GRID_LAMBDAS) * len(GRID_MARGINS) - 1 if plan.grid_domain else 0) + (4 if plan.sweep_domain else 0)
-    if searches:
-        d = plan.grid_domain or plan.sweep_domain
-        cost["grid + sweep"] = searches * (problems(d, "val") + math.ceil(2 * plan.n_train * kept_rate / 8)
-                                           * plan.epochs * step_s)
+    for step in results.get("steps", []):
+        name = step["name"]
+        kind = name.split()[0]
+        if kind == "eval":
+            kind += " " + name.rsplit("/", 1)[-1].split("_")[0]  # eval full / parallel / threshold-0.9
+        cost[kind] = cost.get(kind, 0.0) + float(step["seconds"])
     return cost
+
+
+def measured_half_widths(run: Path) -> dict[str, float]:
+    """Half-width (points) of each domain's in-domain TABOM-vs-SFT-SD interval, full decoding."""
+    results = json.loads((run / "results.json").read_text())
+    return {f"{c['domain']} ({c['n_problems']} problems)": (c["ci_high"] - c["ci_low"]) / 2
+            for c in results.get("comparisons", []) if c["decoding"] == "full" and c["scope"] == "in_domain"
+            and c["method"] == "tabom" and c["baseline"] == "sft_sd"}
 
 
 def main() -> None:
@@ -136,32 +117,26 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--n-eval", type=int, default=None, help="in-domain test problems per family (plan default)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per trained method (plan default)")
-    ap.add_argument("--no-cost", action="store_true", help="print the half-widths only")
-    ap.add_argument("--from-run", type=Path, default=None)
-    ap.add_argument("--sec-per-problem", nargs="*", default=["32=0.24", "40=0.29", "48=0.33", "64=0.41", "128=1.27"],
-                    help="G=seconds of full decoding per problem on 2 cores")
-    ap.add_argument("--step-seconds", type=float, default=0.1, help="seconds per optimizer step (batch 8)")
-    ap.add_argument("--kept", type=float, default=0.47, help="share of training prompts kept (verified correct)")
+    ap.add_argument("--from-run", type=Path, default=None,
+                    help="a finished reproduction folder: its measured disagreement, intervals and cost")
     args = ap.parse_args()
 
     if args.from_run:
         for k, v in measured_disagreement(args.from_run).items():
             print(f"measured disagreement {k}: {v:.3f}")
+        for k, v in measured_half_widths(args.from_run).items():
+            print(f"measured 95% half-width, TABOM vs SFT-SD in-domain, full decoding, {k}: {v:.2f} points")
+        cost = measured_cost(args.from_run)
+        for k, v in sorted(cost.items(), key=lambda kv: -kv[1]):
+            print(f"  measured {k}: {v / 60:.1f} min")
+        print(f"measured total: {sum(cost.values()) / 3600:.2f} h")
     flip = args.flip if args.flip is not None else (1 - math.sqrt(1 - 2 * args.disagreement)) / 2
     plan = make_plan(args.quick, n_eval=args.n_eval, seeds=args.seeds)
     for d in plan.domains:
-        sizes = [plan.eval_limit(d, f) for f in plan.families(d)]
+        sizes = [plan.eval_limit(d, f, powered=True) for f in plan.families(d)]
         hw = half_width(sizes, len(plan.seeds), args.acc, flip, args.trials)
         print(f"{d}: in-domain test problems {sizes}, {len(plan.seeds)} seeds, flip {flip:.3f} "
               f"(seed disagreement {2 * flip * (1 - flip):.3f}): mean 95% half-width {hw:.2f} points (computed)")
-    if args.no_cost:
-        return
-    sec = {int(k): float(v) for k, v in (item.split("=") for item in args.sec_per_problem)}
-    cost = plan_cost(plan, sec, args.step_seconds, args.kept)
-    for k, v in cost.items():
-        print(f"  {k}: {v / 60:.1f} min")
-    print(f"total: {sum(cost.values()) / 3600:.2f} h (computed, 2 CPU cores)")
-
 
 if __name__ == "__main__":
     main()
