@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -36,6 +36,20 @@ def _prompts(tasks: Optional[str], prompts: Optional[Path], n: int, seed: int) -
     return [p for p, _ in pairs], [w for _, w in pairs]
 
 
+def _auto_batch(lm: Any, texts: list[str], settings: Any, max_memory: Optional[str], shard: Any) -> Any:
+    """``settings`` with ``--batch-size auto``'s batch for ``lm`` (rank 0's figure on every rank), said on rank 0."""
+    from tabom.eval.decode_memory import auto_batch_for  # noqa: PLC0415
+    from tabom.eval.presets import apply_preset  # noqa: PLC0415
+
+    s = settings.resolved(lm)
+    lengths = [len(lm.encode_prompt(t)) for t in texts]
+    batch, budget = auto_batch_for(lm, lengths, int(s.gen_length), max_memory, entropy_steps=int(s.steps))
+    batch = shard.broadcast(batch)  # every rank cuts the same batches
+    if shard.is_main:
+        typer.echo(f"batch size auto: {batch} (decoding budget {budget / 1e9:.1f} GB; docs/benchmarks.md)")
+    return apply_preset(settings, None, {"batch_size": batch})
+
+
 def tds(
     ctx: typer.Context,
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local checkpoint folder."),
@@ -56,7 +70,11 @@ def tds(
     cache: Optional[str] = typer.Option(None, help="Key/value cache of block decoding: none (exact, default) or "
                                              "prefix (dual skips the suffix's entropies that TDS needs)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0)."),
-    batch_size: int = typer.Option(64, help="Prompts decoded together."),
+    batch_size: str = typer.Option("64", help="Prompts decoded together, or 'auto': the largest batch whose "
+                                               "decoding (entropies kept for TDS included) fits the device's "
+                                               "free memory (or --max-memory), picked per model."),
+    max_memory: Optional[str] = typer.Option(None, help="With --batch-size auto: the memory decoding may use "
+                                                        "beyond the weights (e.g. 40GB); default 90% of what is free."),
     seed: int = typer.Option(0, help="Seed of prompts and decoding noise."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
     dtype: str = typer.Option("auto", help="auto|bfloat16|float16|float32."),
@@ -66,6 +84,7 @@ def tds(
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    from tabom.eval.decode_memory import parse_batch_size  # noqa: PLC0415
     from tabom.eval.evaluate import DecodeSettings  # noqa: PLC0415
     from tabom.eval.model_spec import ModelSpec, load_eval_model, parse_compare  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
@@ -78,8 +97,8 @@ def tds(
     texts, where = _prompts(tasks, prompts, n, seed)
     check_output_dir(out)  # before any model is loaded
     overrides = {"gen_length": gen_length, "steps": steps, "block_length": block_length,
-                 "temperature": temperature, "threshold": threshold, "cache": cache, "batch_size": batch_size,
-                 "seed": seed}
+                 "temperature": temperature, "threshold": threshold, "cache": cache,
+                 "batch_size": parse_batch_size(batch_size, max_memory), "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     settings.strategy = None  # each model's default strategy, as the paper measures TDS
     shard = Shard.from_env()  # under torchrun / accelerate launch: each rank decodes its share
@@ -87,7 +106,8 @@ def tds(
     results = []
     for spec in specs:
         lm = load_eval_model(spec.model, spec.adapter, device=device, dtype=dtype)
-        results.append(run_tds(lm, texts, settings, label=spec.label, progress=shard.world == 1, where=where,
+        chosen = settings if overrides["batch_size"] is not None else _auto_batch(lm, texts, settings, max_memory, shard)
+        results.append(run_tds(lm, texts, chosen, label=spec.label, progress=shard.world == 1, where=where,
                                shard=shard))
         del lm
         if not shard.is_main:  # rank 0 writes

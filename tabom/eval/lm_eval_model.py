@@ -14,7 +14,9 @@ generation arguments go together), and cuts each response at the first ``until``
 Model args: ``model``, ``adapter``, ``strategy``, ``gen_length`` (default: the task's
 ``max_gen_toks``), ``steps`` (default gen_length), ``block_length``, ``temperature`` (default: the
 task's when it samples, else 0), ``top_p``, ``top_k``, ``tokens_per_step``, ``seed``, ``device``,
-``dtype``, ``batch_size``, and fast decoding's ``threshold`` (tau in (0, 1]) and ``cache``
+``dtype``, ``batch_size`` (a number, or ``auto``: per group of requests, the largest batch whose
+decoding fits the device's free memory or ``max_memory``, e.g. ``max_memory=40GB``, as ``tabom eval
+--batch-size auto``; lm-eval's own ``--batch_size auto`` asks for the same), and fast decoding's ``threshold`` (tau in (0, 1]) and ``cache``
 (none, prefix, dual; dual needs ``block_length``). Under ``torchrun`` / ``accelerate launch`` the model reports its
 rank and world size (and gathers with ``torch.distributed``), so lm-eval gives each process its
 share of the requests and rank 0 writes the results. The loglikelihood methods raise NotImplementedError: the paper scores
@@ -46,6 +48,14 @@ def _opt(value: Any, kind: type) -> Any:
     return kind(value)
 
 
+def _batch_arg(batch_size: Any, max_memory: str | None) -> int | None:
+    """``batch_size`` as a number, or None for ``auto`` (lm-eval's ``auto:N`` too: one pick per group here)."""
+    from tabom.eval.decode_memory import parse_batch_size  # noqa: PLC0415
+
+    text = "16" if _opt(batch_size, str) is None else str(batch_size).strip()
+    return parse_batch_size("auto" if text.lower().startswith("auto") else text, max_memory)
+
+
 @register_model("tabom")
 class TabomLM(LM):
     """An lm-eval ``LM`` over a tabom DiffusionLM (optionally with a LoRA adapter)."""
@@ -68,12 +78,16 @@ class TabomLM(LM):
         device: str | None = None,
         dtype: str = "auto",
         batch_size: int | str | None = 16,
+        max_memory: str | None = None,
         **unused: Any,
     ) -> None:
         super().__init__()
         from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
         from tabom.eval.sharding import Shard  # noqa: PLC0415
 
+        self.max_memory = _opt(max_memory, str)
+        self.batch_size = _batch_arg(batch_size, self.max_memory)  # None: auto, picked per group of requests
+        self.batch_sizes: dict[str, int] = {}  # lm-eval reports these in its results' config
         self.shard = Shard.from_env()  # under torchrun / accelerate launch: lm-eval shards and gathers
         self._rank, self._world_size = self.shard.rank, self.shard.world
         device = _opt(device, str)
@@ -100,7 +114,6 @@ class TabomLM(LM):
         DecodeSettings(block_length=self.block_length, tokens_per_step=self.tokens_per_step,
                        threshold=self.threshold, cache=self.cache)
         require_cache_support(self.lm, self.cache)
-        self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16  # "auto" -> 16
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
         self._templated = False
 
@@ -181,6 +194,18 @@ class TabomLM(LM):
                               strategy=self.strategy, temperature=temperature, top_p=self.top_p, top_k=self.top_k,
                               tokens_per_step=self.tokens_per_step, threshold=self.threshold, cache=self.cache)
 
+    def _auto_batch(self, key: str, prompts: list[list[int]], settings: Any) -> int:
+        """``batch_size=auto``: the largest batch for these prompts that fits the budget (logged, kept per group)."""
+        import logging  # noqa: PLC0415
+
+        from tabom.eval.decode_memory import auto_batch_for  # noqa: PLC0415
+
+        gen = int(settings.resolved(self.lm).gen_length)
+        batch, budget = auto_batch_for(self.lm, [len(p) for p in prompts], gen, self.max_memory)
+        self.batch_sizes[key] = batch
+        logging.getLogger(__name__).info("tabom: batch size auto: %d (decoding budget %.1f GB)", batch, budget / 1e9)
+        return batch
+
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Decode every request; requests sharing generation arguments are batched together."""
         from tabom.decoding import generate  # noqa: PLC0415
@@ -195,8 +220,10 @@ class TabomLM(LM):
             until = gen_kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             prompts = [self._encode(requests[i].args[0]) for i in indices]
-            result = generate(self.lm, prompts, self._settings(gen_kwargs), generator=self.generator,
-                              batch_size=self.batch_size, progress=not disable_tqdm)
+            settings = self._settings(gen_kwargs)
+            batch = self.batch_size or self._auto_batch(key, prompts, settings)
+            result = generate(self.lm, prompts, settings, generator=self.generator, batch_size=batch,
+                              progress=not disable_tqdm)
             for i, row in zip(indices, result.tokens):
                 outputs[i] = cut_at_stops(self.lm.decode(row), until)
                 self.cache_hook.add_partial("generate_until", requests[i].args, outputs[i])

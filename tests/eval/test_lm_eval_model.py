@@ -189,3 +189,23 @@ def test_two_processes_give_the_one_process_results(tiny_dirs: dict[str, Path], 
     assert one == [0, 1, 2]
     assert sorted(two[0] + two[1]) == [0, 1, 2] and two[0] and two[1]
     assert gathered == single
+
+
+def test_batch_size_auto_picks_by_memory_and_decodes_the_same(tiny_dirs: dict[str, Path]) -> None:
+    """`batch_size=auto`: one request per batch with max_memory=1MB, all 3 with 100GB; the responses equal
+    an explicit batch size's; lm-eval's own `--batch_size auto:4` asks for the same."""
+    from lm_eval.api.instance import Instance
+
+    from tabom.eval.lm_eval_model import TabomLM
+
+    reqs = [Instance("generate_until", {}, (f"{a}+{a}=", {"until": ["\n"], "max_gen_toks": 6}), a) for a in range(3)]
+    small = TabomLM(model=str(tiny_dirs["a"]), device="cpu", batch_size="auto", max_memory="1MB")
+    large = TabomLM(model=str(tiny_dirs["a"]), device="cpu", batch_size="auto", max_memory="100GB")
+    explicit = TabomLM(model=str(tiny_dirs["a"]), device="cpu", batch_size=2)
+    outs = [lm.generate_until(reqs, disable_tqdm=True) for lm in (small, large, explicit)]
+    assert list(small.batch_sizes.values()) == [1] and list(large.batch_sizes.values()) == [3]
+    assert outs[0] == outs[1] == outs[2]
+    from_flag = TabomLM.create_from_arg_obj({"model": str(tiny_dirs["a"]), "device": "cpu"}, {"batch_size": "auto:4"})
+    assert from_flag.batch_size is None
+    with pytest.raises(ValueError, match="only with --batch-size auto"):
+        TabomLM(model=str(tiny_dirs["a"]), device="cpu", batch_size=4, max_memory="1GB")

@@ -83,3 +83,33 @@ def test_tds_compare_cli_writes_csv_png_and_prints_scalars(tiny_dirs: dict[str, 
     assert len(rows) == 3 * 8  # gen_length 8, one token per step -> 8 steps per model
     assert all(int(r["count"]) == 3 for r in rows if int(r["step"]) < 7)  # 3 prompts, >= 2 masked left
     assert (out / "tds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tds_batch_size_auto(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """`tabom tds --batch-size auto`: 1 prompt per batch with 1 MB, all 3 with 100 GB; the curves equal
+    those of the same batch given explicitly; --max-memory without auto is refused."""
+    import json
+
+    from tabom.commands.tds import tds
+
+    app = typer.Typer()
+    app.command("tds", context_settings=tds.context_settings)(tds)
+    app.command("noop")(lambda: None)
+
+    def run(name: str, *batch: str) -> tuple[str, str, int]:
+        out = tmp_path / name
+        args = ["tds", "--model", str(tiny_dirs["a"]), "--tasks", "math_chain", "--n", "3", "--gen-length", "8",
+                "--device", "cpu", "--out", str(out), "--batch-size", *batch]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return result.output, (out / "tds.csv").read_text(), json.loads((out / "tds.json").read_text())["model"]["settings"]["batch_size"]
+
+    small, csv_small, batch_small = run("small", "auto", "--max-memory", "1MB")
+    large, csv_large, batch_large = run("large", "auto", "--max-memory", "100GB")
+    assert "batch size auto: 1 " in small and "batch size auto: 3 " in large
+    assert (batch_small, batch_large) == (1, 3)
+    assert csv_small == run("one", "1")[1] and csv_large == run("three", "3")[1]
+    refused = CliRunner().invoke(app, ["tds", "--model", str(tiny_dirs["a"]), "--tasks", "math_chain", "--n", "3",
+                                       "--out", str(tmp_path / "bad"), "--batch-size", "8", "--max-memory", "1GB"])
+    assert isinstance(refused.exception, ValueError) and "only with --batch-size auto" in str(refused.exception)
+    assert not (tmp_path / "bad").exists()
