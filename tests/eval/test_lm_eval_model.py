@@ -140,9 +140,8 @@ def test_narrow_index_only_when_every_task_is_found(tmp_path: Path, monkeypatch:
 
 DRIVER = """
 import json, sys
-import lm_eval
-from lm_eval.tasks import TaskManager
 import tabom.eval.lm_eval_model as m
+from tabom.commands.lm_eval import run_lm_eval
 
 seen = []
 original = m.TabomLM.generate_until
@@ -150,43 +149,41 @@ def counted(self, requests, disable_tqdm=False):
     seen.extend(r.doc_id for r in requests)
     return original(self, requests, disable_tqdm=True)
 m.TabomLM.generate_until = counted
-manager = TaskManager(include_path=sys.argv[1], include_defaults=False)
-out = lm_eval.simple_evaluate(model="tabom", model_args=sys.argv[2], tasks=["tabom_local_echo"],
-                              task_manager=manager, batch_size=2, log_samples=True)
+run_lm_eval(["--model", "tabom", "--model_args", sys.argv[2], "--tasks", "tabom_local_echo",
+             "--include_path", sys.argv[1], "--output_path", sys.argv[3], "--log_samples", "--batch_size", "2"])
 print("DECODED", json.dumps(sorted(set(seen))))
-if out is not None:
-    rows = {s["doc_id"]: s["filtered_resps"] for s in out["samples"]["tabom_local_echo"]}
-    print("RESULT", json.dumps(sorted(rows.items())))
 """
 
 
-def _run(n: int, script: Path, tasks: Path, model_args: str) -> tuple[list[list[int]], Any]:
-    """Run the driver under torchrun with ``n`` processes -> (documents each rank decoded, rank 0's samples)."""
+def _run(n: int, script: Path, tasks: Path, model_args: str, out: Path) -> tuple[list[list[int]], Any]:
+    """`tabom lm-eval` (the driver) under torchrun with ``n`` processes -> (documents each rank decoded,
+    the per-sample responses of the one samples file written)."""
     import os
     import subprocess
     import sys
 
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", str(n), "--master_port",
-           str(29600 + n + os.getpid() % 1000), str(script), str(tasks), model_args]
+           str(29600 + n + os.getpid() % 1000), str(script), str(tasks), model_args, str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    lines = proc.stdout.splitlines()
-    decoded = [json.loads(x.split(" ", 1)[1]) for x in lines if x.startswith("DECODED ")]
-    results = [json.loads(x.split(" ", 1)[1]) for x in lines if x.startswith("RESULT ")]
-    assert len(decoded) == n and len(results) == 1, proc.stdout[-2000:]
-    return decoded, results[0]
+    decoded = [json.loads(x.split(" ", 1)[1]) for x in proc.stdout.splitlines() if x.startswith("DECODED ")]
+    files = list(out.rglob("samples_tabom_local_echo_*.jsonl"))
+    assert len(decoded) == n and len(files) == 1, (proc.stdout[-2000:], files)  # rank 0 alone writes
+    rows = [json.loads(line) for line in files[0].read_text().splitlines()]
+    return decoded, sorted((r["doc_id"], r["filtered_resps"]) for r in rows)
 
 
 def test_two_processes_give_the_one_process_results(tiny_dirs: dict[str, Path], tmp_path: Path, offline: None) -> None:
-    """torchrun --nproc_per_node 2 (gloo, CPU): the model reports rank/world size, so lm-eval gives each
-    rank a share of the documents (none decoded twice) and rank 0 gathers the 1-process responses."""
+    """torchrun --nproc_per_node 2 (gloo, CPU) of `tabom lm-eval`: the model reports rank/world size, so
+    lm-eval gives each rank a share of the documents (none decoded twice) and rank 0 writes the
+    1-process per-sample responses."""
     tasks = write_task(tmp_path)
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     args = f"model={tiny_dirs['a']},device=cpu,gen_length=8,steps=8"
-    (one,), single = _run(1, script, tasks, args)
-    two, gathered = _run(2, script, tasks, args)
-    assert one == [0, 1, 2]
+    (one,), single = _run(1, script, tasks, args, tmp_path / "one")
+    two, gathered = _run(2, script, tasks, args, tmp_path / "two")
+    assert one == [0, 1, 2] and len(single) == 3
     assert sorted(two[0] + two[1]) == [0, 1, 2] and two[0] and two[1]
     assert gathered == single
 
