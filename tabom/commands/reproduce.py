@@ -38,7 +38,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
 
 def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Math only, one seed, small sets, no grid or sweep."),
-    seeds: Optional[int] = typer.Option(None, help="Training seeds per method (default 1 with --quick, else 3)."),
+    seeds: Optional[int] = typer.Option(None, help="Training seeds of SFT-SD and TABOM (default 1 with --quick, else 5; see --secondary-seeds)."),
     out: Optional[Path] = typer.Option(None, help="Reproduction folder (artifacts, report.md, results.json); default runs/reproduce, or runs/reproduce_quick with --quick so a quick run never replaces a full run's steps."),
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local model folder."),
     n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 400 full)."),
