@@ -71,7 +71,7 @@ def eval_command(
     from tabom.eval.model_spec import load_eval_model  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
     from tabom.eval.protocol import protocol_for  # noqa: PLC0415
-    from tabom.eval.sharding import Shard  # noqa: PLC0415
+    from tabom.eval.sharding import Shard, check_world_fits, launched_world  # noqa: PLC0415
     from tabom.eval.sources import resolve_tasks  # noqa: PLC0415
     from tabom.outputs import JsonlLog, check_output_dir, write_text_atomic  # noqa: PLC0415
 
@@ -84,6 +84,9 @@ def eval_command(
     sources = resolve_tasks(tasks, timeout_s=sandbox_timeout, memory_mb=sandbox_memory_mb, protocol=chosen)
     if out is not None:
         check_output_dir(out)  # before any model is loaded
+    if launched_world() > 1:  # more processes than problems: exit 2 on every rank, before any process group
+        check_world_fits({f"task {s.name}": len(s.load(limit, split, seed)) for s in sources},
+                         f"--limit {limit}" if limit is not None else "--tasks")
     shard = Shard.from_env()  # under torchrun / accelerate launch: this process's share of the problems
     device = device or shard.device()
     if run is not None:

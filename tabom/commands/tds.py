@@ -88,7 +88,7 @@ def tds(
     from tabom.eval.evaluate import DecodeSettings  # noqa: PLC0415
     from tabom.eval.model_spec import ModelSpec, load_eval_model, parse_compare  # noqa: PLC0415
     from tabom.eval.presets import apply_preset  # noqa: PLC0415
-    from tabom.eval.sharding import Shard  # noqa: PLC0415
+    from tabom.eval.sharding import Shard, check_world_fits  # noqa: PLC0415
     from tabom.eval.tds import plot_curves, run_tds, write_csv  # noqa: PLC0415
     from tabom.outputs import check_output_dir, write_text_atomic  # noqa: PLC0415
 
@@ -101,6 +101,7 @@ def tds(
                  "batch_size": parse_batch_size(batch_size, max_memory), "seed": seed}
     settings = apply_preset(DecodeSettings(), preset, overrides)
     settings.strategy = None  # each model's default strategy, as the paper measures TDS
+    check_world_fits({"tds prompts": len(texts)}, f"--n-prompts {n}")  # before any process group: exit 2 on every rank
     shard = Shard.from_env()  # under torchrun / accelerate launch: each rank decodes its share
     device = device or shard.device()
     results = []

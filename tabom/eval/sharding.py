@@ -3,6 +3,7 @@
     world = Shard.from_env()                       # rank and world size from RANK / WORLD_SIZE
     mine = world.take(lengths)                     # this rank's problem indices, balanced by length
     rows = world.gather(my_rows)                   # rank 0: every rank's rows; others: None
+    check_world_fits({"task gsm8k": 3}, "--limit 3")   # before Shard.from_env: 4 processes -> exit 2
 
 Each rank decodes only its share of the problems; rank 0 receives every rank's results, puts them
 back in problem order and writes the files one process would write. Shares are balanced by
@@ -102,6 +103,37 @@ class Shard:
             import torch.distributed as dist  # noqa: PLC0415
 
             dist.barrier()
+
+
+def launched_world() -> int:
+    """``WORLD_SIZE`` set by torchrun / accelerate launch (1 without a launcher); reads the environment
+    only, so a check can run before any process group exists."""
+    raw = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ValueError(f"environment: WORLD_SIZE: expected an int, got {raw!r}") from None
+
+
+def check_world_fits(counts: dict[str, int], where: str) -> None:
+    """Refuse more processes than problems, before any process group, model or file is touched.
+
+    ``counts`` maps what is split (``task gsm8k``) to its number of problems; ``where`` is the
+    option or file that sets them (``--limit 1``, ``--plan plan.yaml``). Every rank runs the same
+    check on the same files and stops with exit 2: local rank 0 raises ``ValueError`` (one
+    ``error:`` line per machine), the others leave with ``SystemExit(2)`` and print nothing, so
+    the launcher's merged log holds the message once and every process exits 2.
+    """
+    world = launched_world()
+    short = sorted((n, name) for name, n in counts.items() if n < world)
+    if not short:
+        return
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
+        raise SystemExit(2)
+    n, name = short[0]
+    most = max(1, n)
+    raise ValueError(f"{where}: {name}: {n} problem{'s' if n != 1 else ''} for {world} processes; run at most "
+                     f"{most} process{'es' if most != 1 else ''} (torchrun --nproc_per_node {most}), or more problems")
 
 
 def balance(lengths: list[int], world: int) -> list[list[int]]:

@@ -16,6 +16,12 @@ protocol with each benchmark's release preset; (4) TDS of No-SFT, SFT-SD and TAB
 (Tables 2/3/4/6 with the paper's numbers beside them, results.json, figures) is the tiny run's.
 Every step is cached in the output folder (:mod:`tabom.reproduce.store`); a rerun skips finished
 steps and resumes an interrupted training run.
+
+Under ``torchrun --nproc_per_node N`` (``shard``: :class:`tabom.eval.sharding.Shard`) every rank
+walks the same steps (:class:`tabom.reproduce.rank_store.RankStore`: rank 0 decides what is cached
+and writes markers): trajectories are split over the ranks by the builder, training runs as
+``tabom train`` does under torchrun (DDP/FSDP through accelerate), every evaluation and TDS decodes
+a length-balanced share per rank, and rank 0 writes every JSON file and the report.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tabom.eval.sharding import Shard
 from tabom.outputs import write_text_atomic
 from tabom.reproduce.pipeline import Reproduction
 from tabom.reproduce.plan import MAIN_METHODS, TDS_METHODS, Method, TrainRun
+from tabom.reproduce.rank_store import RankStore
 from tabom.reproduce.real_plan import DEFAULT_TOKENS_PER_SECOND, RealPlan
 from tabom.reproduce.store import read_json, write_json
 
@@ -47,6 +55,16 @@ class RealReproduction(Reproduction):
     """:class:`Reproduction` with a :class:`RealPlan`: files instead of families, release recipes and protocol."""
 
     plan: RealPlan  # type: ignore[assignment]
+
+    def __init__(self, plan: RealPlan, out: Path, *, echo: Callable[[str], None] | None = None, command: str = "",
+                 shard: Shard | None = None) -> None:
+        super().__init__(plan, out, echo=echo, command=command)  # type: ignore[arg-type]
+        self.shard = shard or Shard()
+        self.store = RankStore(self.store.root, echo=echo if self.shard.is_main else None, shard=self.shard)
+
+    def finish(self) -> dict[str, Any]:
+        """results.json, figures and report.md, on rank 0 (the other ranks return an empty dict)."""
+        return super().finish() if self.shard.is_main else {}
 
     def run_methods(self, keys: set[str]) -> None:
         """Only the steps of the methods with these keys (``no_sft``, ``sft_gt``, ``sft_sd``, ``dinfer``,
@@ -100,9 +118,12 @@ class RealReproduction(Reproduction):
 
             cfg = BuildConfig(gen_length=self.plan.gen_length, keep=self.plan.keep,
                               batch_size=self._batch(self.plan.gen_length))
-            stats = build_trajectories(load(self.plan.model), self.train_prompts(domain), path, cfg,
+            jobs = self.train_prompts(domain)  # the builder gives each rank every world-th job
+            stats = build_trajectories(load(self.plan.model, device=self.shard.device()), jobs, path, cfg,
                                        source={"file": params["train"]}, progress=False)
-            if not stats.meta.get("total", {}).get("kept"):
+            if self.shard.is_main:
+                _rows_in_job_order(path, [j.id for j in jobs])
+            if not self.shard.broadcast(stats.meta.get("total", {}).get("kept")):
                 raise RuntimeError(f"{path}: no trajectories kept: the base model solves none of the {domain} "
                                    "training prompts (use keep: all to train on every trajectory)")
 
@@ -118,6 +139,8 @@ class RealReproduction(Reproduction):
         params = {"train": spec.train, "n_train": spec.n_train, "size": Path(spec.train).stat().st_size}
 
         def make() -> None:
+            if not self.shard.is_main:
+                return
             lines = []
             for lineno, obj in iter_json_lines(spec.train):
                 if isinstance(obj, ValueError):
@@ -170,7 +193,7 @@ class RealReproduction(Reproduction):
         return apply_preset(s, None, {"steps": math.ceil(s.gen_length / k), "tokens_per_step": k, "batch_size": batch})
 
     def _evaluate_files(self, lm: Any, files: dict[str, str], decode: str, split: str, extra: dict[str, Any]) -> Any:
-        """One report over several benchmark files, each decoded with its own preset."""
+        """One report over several benchmark files, each decoded with its own preset (each rank its share)."""
         from tabom.eval.evaluate import EvalReport, evaluate
         from tabom.eval.sources import resolve_tasks
 
@@ -179,7 +202,8 @@ class RealReproduction(Reproduction):
         for name, file in files.items():
             settings = self.bench_settings(name, decode)
             sources = resolve_tasks(f"{name}={file}", protocol="release")
-            report = evaluate(lm, sources, settings, limit=self.plan.eval_limit, split=split, progress=False)
+            report = evaluate(lm, sources, settings, limit=self.plan.eval_limit, split=split, progress=False,
+                              shard=self.shard)
             merged.samples += report.samples
             merged.methods |= report.methods
             merged.seconds += report.seconds
@@ -190,7 +214,8 @@ class RealReproduction(Reproduction):
         from tabom.eval.model_spec import load_eval_model
 
         def load(folder: Path | None) -> Any:
-            return load_eval_model(self.plan.model, None if folder is None else str(folder)).eval()
+            return load_eval_model(self.plan.model, None if folder is None else str(folder),
+                                   device=self.shard.device()).eval()
 
         return load
 
@@ -214,8 +239,9 @@ class RealReproduction(Reproduction):
                       "limit": self.plan.eval_limit, "adapter_params": self._adapter_params(domain, method, seed)}
 
             def make(path: Path = path, folder: Path = folder) -> None:
-                write_json(path, self._evaluate_files(load(folder), val_files, "full", "val",
-                                                      {"checkpoint": str(folder)}).to_json())
+                report = self._evaluate_files(load(folder), val_files, "full", "val", {"checkpoint": str(folder)})
+                if self.shard.is_main:
+                    write_json(path, report.to_json())
 
             self.store.step(f"val {domain}/{method.key}/seed{seed}/{name}", path, params, make)
             acc = read_json(path)["accuracy"]
@@ -252,7 +278,9 @@ class RealReproduction(Reproduction):
                 if "lm" not in cache:
                     cache["lm"] = load(folder)
                 extra = {"method": method.key, "seed": seed, "checkpoint": None if folder is None else folder.name}
-                write_json(path, self._evaluate_files(cache["lm"], files, decode, split, extra).to_json())
+                report = self._evaluate_files(cache["lm"], files, decode, split, extra)
+                if self.shard.is_main:
+                    write_json(path, report.to_json())
 
             self.store.step(f"eval {domain}/{method.key}/{'base' if seed is None else f'seed{seed}'}/{decode}_{split}",
                             path, params, make)
@@ -280,17 +308,37 @@ class RealReproduction(Reproduction):
                 items = resolve_tasks(f"{bench}={self.plan.test_file(bench)}", protocol="release")[0].load(
                     self.plan.tds_n, "test", 0)
                 out[bench] = asdict(run_tds(lm, [i.prompt for i in items], self.bench_settings(bench, "full"),
-                                            label=method.label))
-            write_json(path, out)
+                                            label=method.label, shard=self.shard))
+            if self.shard.is_main:
+                write_json(path, out)
 
         self.store.step(f"tds {domain}/{method.key}/{'base' if seed is None else f'seed{seed}'}", path, params, make)
         return path
+
+    # ------------------------------------------------------------------ sizes
+    def split_sizes(self, split: str) -> dict[str, int]:
+        """Problems per benchmark of the plan's ``test`` files (every domain's, OOD included) or ``val``
+        files, after ``eval_limit``; read from the files, nothing decoded."""
+        from tabom.eval.sources import resolve_tasks
+
+        plan = self.plan
+        files = ({b: plan.test_file(b) for d in plan.domains for b in plan.eval_families(d)} if split == "test"
+                 else {b: f for d in plan.domains for b, f in plan.domains_spec[d].val.items()})
+        return {b: len(resolve_tasks(f"{b}={f}", protocol="release")[0].load(plan.eval_limit, split, 0))
+                for b, f in files.items()}
+
+    def problem_counts(self) -> dict[str, int]:
+        """What each decoding step splits over the processes: ``test gsm8k``, ``val gsm8k``, ``tds gsm8k``
+        (TDS: the first ``tds_n`` test problems of each in-domain benchmark) -> its number of problems."""
+        test = self.split_sizes("test")
+        counts = {f"test {b}": n for b, n in test.items()} | {f"val {b}": n for b, n in self.split_sizes("val").items()}
+        return counts | {f"tds {b} (tds_n {self.plan.tds_n})": min(self.plan.tds_n, test[b])
+                         for d in self.plan.domains for b in self.plan.families(d)}
 
     # ------------------------------------------------------------------ dry run
     def dry_run(self) -> list[str]:
         """Every step with its response/training tokens and estimated GPU-hours (nothing is run or written)."""
         from tabom.config import load_recipe
-        from tabom.eval.sources import resolve_tasks
 
         plan = self.plan
         tps = plan.tokens_per_second or DEFAULT_TOKENS_PER_SECOND
@@ -305,15 +353,13 @@ class RealReproduction(Reproduction):
             total += hours
             lines.append(f"{name}: {tokens:,.0f} tokens, {hours:.2f} GPU-h")
 
-        sizes = {b: len(resolve_tasks(f"{b}={plan.test_file(b)}", protocol="release")[0].load(plan.eval_limit, "test", 0))
-                 for d in plan.domains for b in plan.eval_families(d)}
+        sizes = self.split_sizes("test")
+        all_val = self.split_sizes("val")
         for domain in plan.domains:
             n_train = len(self.train_prompts(domain))
             add(f"trajectories {domain} ({n_train} prompts)", n_train * plan.gen_length, tps)
             epochs = load_recipe(release_recipe(plan.family, domain), ["model=x", "data.path=x"]).epochs
-            val = plan.domains_spec[domain].val
-            val_sizes = {b: len(resolve_tasks(f"{b}={f}", protocol="release")[0].load(plan.eval_limit, "val", 0))
-                         for b, f in val.items()}
+            val_sizes = {b: all_val[b] for b in plan.domains_spec[domain].val}
             for method in MAIN_METHODS:
                 for seed in self.seeds(method):
                     tag = f"{domain}/{self.resolve(method).key}/{'base' if seed is None else f'seed{seed}'}"
@@ -332,3 +378,15 @@ class RealReproduction(Reproduction):
                     add(f"tds {domain}/{self.resolve(method).key}", n, tps)
         lines.append(f"total: {total:.1f} GPU-hours (divide by the number of GPUs for wall time)")
         return lines
+
+
+def _rows_in_job_order(path: Path, ids: list[str]) -> None:
+    """Rewrite a trajectory file with its rows in the order of the jobs (the order one process and
+    N processes both give; the builder writes each rank's rows by length), atomically."""
+    from tabom.trajectories.io import iter_json_lines
+
+    rank = {job: i for i, job in enumerate(ids)}
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keys = [rank.get(obj.get("id") if isinstance(obj, dict) else None, len(ids)) for _, obj in iter_json_lines(path)]
+    if len(keys) == len(lines) and keys != sorted(keys):
+        write_text_atomic(path, "".join(line for _, line in sorted(zip(keys, lines), key=lambda p: p[0])))

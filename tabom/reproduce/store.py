@@ -27,9 +27,10 @@ MARKER = ".done"
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (``path.tmp`` then rename)."""
+    """Write ``obj`` as indented JSON atomically (``path.PID.tmp`` then rename: processes writing the
+    same file at once each rename a whole file of their own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tabom.eval.sharding import Shard, balance, merge_in_order
+from tabom.eval.sharding import Shard, balance, check_world_fits, merge_in_order
 
 
 def test_balance_is_a_partition_balanced_by_length() -> None:
@@ -68,10 +68,42 @@ def test_two_processes_write_the_one_process_files(tiny_dirs: dict[str, Path], t
 
 
 def test_more_processes_than_problems_is_an_error(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
-    proc = _eval(2, tiny_dirs["a"], f"gsm8k={_gsm(tmp_path / 'one.jsonl', 1)}", tmp_path / "out")
-    assert proc.returncode != 0
-    assert "error: task gsm8k: world size 2 is larger than its 1 problems" in proc.stderr
-    assert not (tmp_path / "out" / "results.json").exists()
+    """`tabom eval` (--limit or a short file) and `tabom tds` under 2 processes with 1 problem: one
+    error line naming the count, every rank exits 2 before any process group, nothing written."""
+    gsm = _gsm(tmp_path / "one.jsonl", 1)
+    proc = _eval(2, tiny_dirs["a"], f"gsm8k={gsm}", tmp_path / "out")
+    assert proc.returncode != 0 and "exitcode  : 2" in proc.stderr
+    assert proc.stderr.count("error: ") == 1, proc.stderr[-3000:]
+    assert "error: --tasks: task gsm8k: 1 problem for 2 processes; run at most 1 process" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    tds = [sys.executable, "-m", "tabom.cli", "tds", "--model", str(tiny_dirs["a"]), "--tasks", f"gsm8k={gsm}",
+           "--n-prompts", "1", "--device", "cpu", "--out", str(tmp_path / "tds")]
+    evals = [sys.executable, "-m", "tabom.cli", "eval", "--model", str(tiny_dirs["a"]), "--tasks", "math_chain",
+             "--limit", "1", "--device", "cpu", "--out", str(tmp_path / "out")]
+    # one rank alone, no launcher: nothing to rendezvous with, still exit 2 at once (the line on local rank 0)
+    for cmd, rank, message in ((evals, "0", "error: --limit 1: task math_chain: 1 problem for 2 processes"),
+                               (tds, "0", "error: --n-prompts 1: tds prompts: 1 problem for 2 processes"),
+                               (tds, "1", "")):
+        env = dict(os.environ, WORLD_SIZE="2", RANK=rank, LOCAL_RANK=rank, OMP_NUM_THREADS="1")
+        alone = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert alone.returncode == 2, alone.stderr[-3000:]
+        assert message in alone.stderr and alone.stderr.count("error:") == (rank == "0"), alone.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "tds").exists()
+
+
+def test_world_fit_check_reads_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    check_world_fits({"a": 3, "b": 5}, "x")  # enough problems everywhere
+    with pytest.raises(ValueError, match="^x: b: 2 problems for 3 processes; run at most 2 processes"):
+        check_world_fits({"a": 4, "b": 2, "c": 0} | {"c": 7}, "x")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(SystemExit) as stop:  # another rank of the same machine: exit 2, silently
+        check_world_fits({"a": 1}, "x")
+    assert stop.value.code == 2
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE: expected an int"):
+        check_world_fits({"a": 1}, "x")
 
 
 def test_tds_two_processes_equal_one(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:

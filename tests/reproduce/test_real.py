@@ -113,8 +113,3 @@ def test_plan_errors_name_file_line_and_field(tmp_path: Path) -> None:
     proc = tabom("reproduce", "--model", "ckpt", "--plan", "plan.yaml", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 2 and "gsm_test.jsonl:2: question: missing field" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
-    proc = subprocess.run([sys.executable, "-m", "tabom.cli", "reproduce", "--model", "ckpt", "--plan", "plan.yaml",
-                           "--out", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, WORLD_SIZE="2", RANK="0"))
-    assert proc.returncode == 2 and "--plan: not sharded under torchrun" in proc.stderr, proc.stderr
-    assert not (tmp_path / "out").exists()
