@@ -79,11 +79,15 @@ def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str
     tabom, sd = rows.get("TABOM"), rows.get("SFT-SD")
     if tabom and sd:
         d, within = compare(tabom, sd, "in_avg", fams)
+        on = ""
+        c = find(comps, domain=domain, decoding=decode, scope="in_domain", method="tabom", baseline="sft_sd")
+        if c is not None:  # the paired comparison's own difference: its problems may be more than the table's
+            d, on = c["diff"], f" on {c['n_problems']} test problems"
         if d > 0:
-            out.append(f"{where}: TABOM beats SFT-SD in-domain by {d:.1f} points"
+            out.append(f"{where}: TABOM beats SFT-SD in-domain by {d:.1f} points{on}"
                        f"{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
         elif d < 0:
-            out.append(f"{where}: TABOM does not beat SFT-SD in-domain; it is {-d:.1f} points lower"
+            out.append(f"{where}: TABOM does not beat SFT-SD in-domain; it is {-d:.1f} points lower{on}"
                        f"{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
         else:
             out.append(f"{where}: TABOM ties SFT-SD in-domain.")

@@ -162,3 +162,16 @@ def test_write_report_files(tmp_path: Path) -> None:
     # strict JSON: the NaN of No-SFT's TDS curve is written as null
     on_disk = json.loads((tmp_path / "results.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert on_disk["tds"]["math"]["No-SFT"]["curve"] == [0.1, 0.2, None]
+
+
+def test_reading_takes_the_paired_comparisons_difference() -> None:
+    """With more test problems in the comparison than in the table (the powered comparison), the
+    sentence reports the comparison's own difference and problem count, not the table's."""
+    results = synthetic(tabom_in=44.0)  # the table: TABOM 6 points under SFT-SD
+    results["comparisons"] = [{"domain": "math", "decoding": "full", "split": "test", "scope": "in_domain",
+                               "method": "tabom", "baseline": "sft_sd", "diff": 1.5, "ci_low": -0.5,
+                               "ci_high": 3.5, "n_problems": 839, "significant": False}]
+    lines = "\n".join(readings(results))
+    assert ("TABOM beats SFT-SD in-domain by 1.5 points on 839 test problems (95% CI [-0.5, +3.5], "
+            "not significant)") in lines
+    assert "6.0 points lower" not in lines.split("parallel")[0]
