@@ -21,7 +21,7 @@ import typer
 
 OPTIONS = {field: "--" + field.replace("_", "-") for field in (
     "seeds", "domains", "n_train", "n_eval", "n_tds", "train_steps", "gen_length", "decode_batch", "thresholds",
-    "epochs", "n_val", "n_eval_ood", "n_eval_powered", "secondary_seeds")}
+    "epochs", "n_val", "n_eval_ood", "n_eval_powered", "secondary_seeds", "domain_seeds")}
 """`make_plan`/`Plan` error prefix -> the option that sets the field (for `tabom.errors.options_named`)."""
 
 
@@ -36,9 +36,24 @@ def _thresholds(text: str) -> tuple[float, ...]:
         raise ValueError(f"thresholds: {text!r} is not a comma-separated list of numbers in (0, 1]") from None
 
 
+def _domain_seeds(text: str | None) -> dict[str, int] | None:
+    """``"math=5,code=4"`` -> {"math": 5, "code": 4}; ``"none"`` -> {}; None -> None (the default)."""
+    if text is None:
+        return None
+    if text.strip() in ("", "none"):
+        return {}
+    out = {}
+    for item in text.split(","):
+        dom, _, n = item.partition("=")
+        if not n.strip().isdigit():
+            raise ValueError(f"domain_seeds: {item.strip()!r} is not DOMAIN=N (e.g. math=5)")
+        out[dom.strip()] = int(n)
+    return out
+
+
 def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Math only, one seed, small sets, no grid or sweep."),
-    seeds: Optional[int] = typer.Option(None, help="Training seeds of SFT-SD and TABOM (default 1 with --quick, else 5; see --secondary-seeds)."),
+    seeds: Optional[int] = typer.Option(None, help="Training seeds of SFT-SD and TABOM (default 1 with --quick, else 3, and 5 on math: see --domain-seeds and --secondary-seeds)."),
     out: Optional[Path] = typer.Option(None, help="Reproduction folder (artifacts, report.md, results.json); default runs/reproduce, or runs/reproduce_quick with --quick so a quick run never replaces a full run's steps."),
     model: str = typer.Option("tiny", help="Base model: 'tiny' or a local model folder."),
     n_train: Optional[int] = typer.Option(None, help="Training prompts per family (default 64 quick, 400 full)."),
@@ -55,6 +70,9 @@ def reproduce(
     n_eval_powered: Optional[int] = typer.Option(None, help="In-domain test problems per family of the powered "
                                                             "comparison (No-SFT, SFT-SD, TABOM; full decoding); default "
                                                             "600 full, --n-eval quick; never below --n-eval."),
+    domain_seeds: Optional[str] = typer.Option(None, help="Seeds of SFT-SD and TABOM per domain, e.g. 'math=5' "
+                                                          "(default math=5 without --quick and --seeds; 'none': "
+                                                          "--seeds everywhere)."),
     secondary_seeds: Optional[int] = typer.Option(None, help="Seeds of SFT-GT, dInfer, T3D and the ablation's own rows "
                                                              "(the first N of --seeds; default 1 full, all quick)."),
     gen_length: Optional[int] = typer.Option(None, help="One response length for every domain, SFT-GT included "
@@ -99,7 +117,7 @@ def reproduce(
         plan = make_plan(quick, model=model, seeds=seeds, n_train=n_train, n_eval=n_eval, n_tds=n_tds,
                          train_steps=train_steps, gen_length=gen_length, decode_batch=decode_batch,
                          epochs=epochs, n_val=n_val, n_eval_ood=n_eval_ood, n_eval_powered=n_eval_powered,
-                         secondary_seeds=secondary_seeds,
+                         secondary_seeds=secondary_seeds, domain_seeds=_domain_seeds(domain_seeds),
                          keep="all" if keep_all else "correct",
                          domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains is not None else None)
         plan = replace(plan, thresholds=_thresholds(thresholds))

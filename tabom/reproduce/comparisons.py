@@ -47,7 +47,7 @@ def method_scores(repro: Reproduction, domain: str, key: str, decoding: str, spl
     m = repro.resolve(method, domain)
     scores: dict[str, dict[str, float]] = {}
     family_of: dict[str, str] = {}
-    for seed in repro.seeds(m):
+    for seed in repro.seeds(m, domain):
         path = repro.store.eval_json(domain, m.key, seed, decoding, split)
         if path.exists():
             per = sample_scores(path, families)

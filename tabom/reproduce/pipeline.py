@@ -63,22 +63,22 @@ class Reproduction:
             self.trajectories(domain)
             self.gt_data(domain)
             for method in MAIN_METHODS:
-                for seed in self.seeds(method):
+                for seed in self.seeds(method, domain):
                     self.evaluate(domain, method, seed, [("full", "test"), ("parallel", "test")])
             for method in TDS_METHODS:
-                for seed in self.seeds(method):
+                for seed in self.seeds(method, domain):
                     self.tds(domain, method, seed)
             # accuracy and tokens per step under threshold decoding (in-domain; the tiny plan's only)
             if getattr(plan, "thresholds", ()):
                 from tabom.reproduce.threshold import decode_name
 
                 for method in TDS_METHODS:
-                    for seed in self.seeds(method):
+                    for seed in self.seeds(method, domain):
                         self.evaluate(domain, method, seed, [(decode_name(t), "test") for t in plan.thresholds],  # type: ignore[attr-defined]
                                       families=plan.families(domain))
         if plan.ablation_domain is not None:
             for _, _, method in ablation_rows():
-                for seed in self.seeds(method):
+                for seed in self.seeds(method, plan.ablation_domain):
                     self.evaluate(plan.ablation_domain, method, seed, [("full", "test")])
         # The grid and the sweep are searches on the validation split: the first seed only.
         if plan.grid_domain is not None:
@@ -102,15 +102,16 @@ class Reproduction:
         plan = self.plan
         return plan.canvas(domain) if isinstance(plan, Plan) else plan.gen_length
 
-    def seeds(self, method: Method) -> list[int | None]:
+    def seeds(self, method: Method, domain: str | None = None) -> list[int | None]:
         """No-SFT is not trained and decodes greedily: one evaluation (seed None). The powered
-        comparison's methods train every seed, the others the plan's ``secondary_seeds``."""
+        comparison's methods train every seed (the plan's ``domain_seeds`` in ``domain``), the
+        others the plan's ``secondary_seeds``."""
         if method.run is None:
             return [None]
         n = getattr(self.plan, "secondary_seeds", None)
-        if n is None or self.resolve(method).key in POWERED_KEYS:
-            return list(self.plan.seeds)
-        return list(self.plan.seeds[:n])
+        if self.resolve(method).key in POWERED_KEYS:
+            return list(self.plan.powered_seeds(domain)) if isinstance(self.plan, Plan) else list(self.plan.seeds)
+        return list(self.plan.seeds if n is None else self.plan.seeds[:n])
 
     # ------------------------------------------------------------------ data
     def trajectory_params(self, domain: str) -> dict[str, Any]:
@@ -218,6 +219,7 @@ class Reproduction:
     def train(self, domain: str, run: TrainRun, seed: int) -> Path:
         """(2) One post-training run; returns its adapter folder (``final/``)."""
         from tabom.config import load_recipe
+        from tabom.reproduce.rank_store import rank0_answer
 
         out = self.store.run_dir(domain, run.key, seed)
         final = out / "final"
@@ -227,7 +229,16 @@ class Reproduction:
         data_params = read_json(self.store.marker(data)).get("params") if self.store.marker(data).is_file() else None
         params = {"recipe": recipe, "overrides": overrides, "data": data_params, "base": self.model_key}
         started = out / "reproduce_params.json"
-        if self.store.stale(final, params) or (started.is_file() and read_json(started) != json.loads(json.dumps(params))):
+
+        def other_params() -> bool:  # an interrupted run of other params (unreadable: start over too)
+            try:
+                return started.is_file() and read_json(started) != json.loads(json.dumps(params))
+            except ValueError:
+                return True
+
+        # Under torchrun rank 0 alone reads `started` (it deletes `out` right after); every rank waits for
+        # the deletion at the step's `done` broadcast before it writes anything there.
+        if self.store.stale(final, params) or rank0_answer(self.store, other_params):
             self.store.remove(out)
 
         def make() -> None:

@@ -191,6 +191,10 @@ class Plan:
     """In-domain test problems per family of the powered comparison: No-SFT, SFT-SD and TABOM under
     full decoding (:data:`POWERED_METHODS`); None: ``n_eval``. The first ``n_eval`` of them are the
     problems every method is tested on (the same draw, so the main tables compare like with like)."""
+    domain_seeds: dict[str, int] = field(default_factory=dict)
+    """Seeds of the powered comparison's trained methods (SFT-SD, TABOM) in a domain, instead of
+    ``len(seeds)`` (seeds 0..n-1): math's powered test set is capped by math_linear's 239 problems,
+    so it needs more seeds than code for the same interval."""
     secondary_seeds: int | None = None
     """Seeds of the trained methods outside the powered comparison (SFT-GT, dInfer, T3D and the
     ablation's own rows): the first this many of ``seeds``; None: all."""
@@ -243,6 +247,9 @@ class Plan:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.n_eval_powered is not None and self.n_eval_powered < self.n_eval:
             raise ValueError(f"n_eval_powered: must be >= n_eval ({self.n_eval}), got {self.n_eval_powered}")
+        for dom, n in self.domain_seeds.items():
+            if dom not in self.domains or not 1 <= n <= MAX_SEEDS:
+                raise ValueError(f"domain_seeds: {dom}={n}: a domain of the plan and 1 to {MAX_SEEDS} seeds")
         if self.secondary_seeds is not None and not 1 <= self.secondary_seeds <= len(self.seeds):
             raise ValueError(f"secondary_seeds: must be in [1, {len(self.seeds)}], got {self.secondary_seeds}")
         if self.n_eval_ood is not None and self.n_eval_ood < 1:
@@ -263,6 +270,12 @@ class Plan:
         for tau in self.thresholds:
             if not 0 < tau <= 1:
                 raise ValueError(f"thresholds: {tau} is not in (0, 1]")
+
+    def powered_seeds(self, domain: str | None) -> tuple[int, ...]:
+        """Seeds of SFT-SD and TABOM in ``domain``: ``domain_seeds``' count there, else ``seeds``."""
+        if domain is not None and domain in self.domain_seeds:
+            return tuple(range(self.domain_seeds[domain]))
+        return self.seeds
 
     def families(self, domain: str) -> list[str]:
         """The domain's own (training and in-domain) task families."""
@@ -337,6 +350,7 @@ def make_plan(
     n_eval_ood: int | None = None,
     n_eval_powered: int | None = None,
     secondary_seeds: int | None = None,
+    domain_seeds: dict[str, int] | None = None,
 ) -> Plan:
     """The plan of one mode with the given knobs replacing its defaults.
 
@@ -347,7 +361,7 @@ def make_plan(
     training prompts per family, 16 test problems per in-domain and per OOD family, 3 epochs, 8 TDS
     prompts per family, no grid or sweep: a smoke test, not powered. Full: both domains, 400
     training prompts per family, 5 epochs, 16 val problems per family, 16 TDS prompts, the grid and
-    sweep on math (val split); the powered comparison (No-SFT, SFT-SD, TABOM: 5 seeds, in-domain
+    sweep on math (val split); the powered comparison (No-SFT, SFT-SD, TABOM: 3 seeds, 5 on math, in-domain
     full decoding on 600 test problems per family, math_linear's whole test split of 239) and every
     other table on the common first 64 in-domain and 16 OOD test problems per family, SFT-GT, dInfer,
     T3D and the ablation's own rows on 1 seed. ``gen_length`` replaces the canvases with one length
@@ -368,13 +382,16 @@ def make_plan(
     return Plan(
         model=model,
         domains=tuple(doms),
-        seeds=tuple(range(given(seeds, 1, 5))),
+        seeds=tuple(range(given(seeds, 1, 3))),
         n_train=given(n_train, 64, 400),
         n_eval=given(n_eval, 16, 64),
         # out-of-domain and val sizes default to the mode's, never above a smaller --n-eval
         n_eval_ood=n_eval_ood if n_eval_ood is not None else min(given(n_eval, 16, 64), 16),
         n_eval_powered=n_eval_powered if n_eval_powered is not None or quick else max(600, given(n_eval, 16, 64)),
         secondary_seeds=secondary_seeds if secondary_seeds is not None or quick else 1,
+        # math's powered set is capped by math_linear's 239 test problems: 5 seeds there, 3 elsewhere
+        domain_seeds=dict(domain_seeds) if domain_seeds is not None else (
+            {"math": 5} if not quick and seeds is None and "math" in doms else {}),
         n_tds=given(n_tds, 8, 16),
         train_steps=train_steps,
         epochs=given(epochs, 3, 5),

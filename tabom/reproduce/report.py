@@ -215,8 +215,9 @@ def render_report(results: dict[str, Any], figures: dict[str, str] | None = None
                        "comparisons; every other table shows every method on the same first "
                        f"{plan.get('n_eval')} problems." + (f" SFT-GT, dInfer, T3D and the ablation's own rows "
                        f"train the first {sec} seed(s) only." if sec and sec < len(plan.get("seeds", [])) else ""))
+        more = "".join(f" ({n} seeds for SFT-SD and TABOM on {d})" for d, n in (plan.get("domain_seeds") or {}).items())
         parts.append(f"Model `{plan.get('model', '?')}`, domains {', '.join(plan.get('domains', []))}, seeds "
-                     f"{plan.get('seeds')}, {plan.get('n_train')} training prompts per family, {plan.get('n_eval')} test "
+                     f"{plan.get('seeds')}{more}, {plan.get('n_train')} training prompts per family, {plan.get('n_eval')} test "
                      f"problems per in-domain family (at most the family's test split) and "
                      f"{plan.get('n_eval_ood') or plan.get('n_eval')} per out-of-domain family; {protocol}; responses (canvas) of {canvas}{gt}; windows (TABOM's W and "
                      "M, dInfer's span, T3D's path window) are the paper's 32 scaled to the canvas, "

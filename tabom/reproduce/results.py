@@ -113,7 +113,7 @@ def method_rows(repro: Reproduction, domain: str, methods: list[tuple[str, Metho
         m = repro.resolve(method, domain)
         per_seed: dict[str, dict[str, float]] = {}
         counts: dict[str, int] = {}
-        for seed in repro.seeds(m):
+        for seed in repro.seeds(m, domain):
             path = store.eval_json(domain, m.key, seed, decode, split)
             if path.exists():
                 per_seed[seed_key(seed)], counts = eval_accuracy(path, common)
@@ -144,7 +144,7 @@ def tds_rows(repro: Reproduction, domain: str) -> dict[str, dict[str, Any]]:
         m = repro.resolve(method, domain)
         per_seed: dict[str, dict[str, float]] = {}
         curve: list[float] | None = None
-        for seed in repro.seeds(m):
+        for seed in repro.seeds(m, domain):
             path = repro.store.tds_json(domain, m.key, seed)
             if not path.exists():
                 continue
@@ -205,7 +205,8 @@ def training_curves(repro: Reproduction, domain: str) -> dict[str, dict[str, Any
         m = repro.resolve(method, domain)
         if m.run is None:
             continue
-        for seed in repro.plan.seeds:
+        for seed in repro.seeds(m, domain):
+            assert seed is not None
             run_dir = repro.store.run_dir(domain, m.run.key, seed)
             if not (run_dir / METRICS_FILE).exists():
                 continue

@@ -61,7 +61,7 @@ def threshold_rows(repro: Reproduction, domain: str) -> dict[str, Any]:
         m = repro.resolve(method, domain)
         cells: dict[str, Any] = {}
         for decode in decodes:
-            figures = [sample_figures(path, fams, repro.canvas(domain)) for seed in repro.seeds(m)
+            figures = [sample_figures(path, fams, repro.canvas(domain)) for seed in repro.seeds(m, domain)
                        if (path := store.eval_json(domain, m.key, seed, decode, "test")).exists()]
             if figures:
                 cells[decode] = {"acc": statistics.fmean(f[0] for f in figures),

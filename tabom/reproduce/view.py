@@ -24,7 +24,7 @@ class Reproduction(Protocol):
     def canvas(self, domain: str) -> int:
         """Response tokens of the domain's trajectories and of its families' evaluation."""
 
-    def seeds(self, method: Method) -> list[int | None]:
+    def seeds(self, method: Method, domain: str | None = None) -> list[int | None]:
         """The seeds a method is run with (None: the untrained base model)."""
 
     def resolve(self, method: Method, domain: str | None = None) -> Method:

@@ -181,11 +181,11 @@ def test_powered_comparison_sizes_and_secondary_seeds(quick_plan: Any, tmp_path:
 
     from tabom.reproduce.store import read_json
 
-    plan = replace(quick_plan, seeds=(0, 1), n_eval_powered=3, secondary_seeds=1, thresholds=(),
-                   ablation_domain=None, n_tds=1)
+    plan = replace(quick_plan, seeds=(0,), domain_seeds={"math": 2}, n_eval_powered=3, secondary_seeds=1,
+                   thresholds=(), ablation_domain=None, n_tds=1)
     repro = Reproduction(plan, tmp_path)
     results = repro.run()
-    seeds = {m.key: repro.seeds(m) for m in MAIN_METHODS}
+    seeds = {m.key: repro.seeds(m, "math") for m in MAIN_METHODS}
     assert seeds == {"no_sft": [None], "sft_gt": [0], "sft_sd": [0, 1], "dinfer": [0], "t3d": [0], "tabom": [0, 1]}
     tabom = read_json(repro.store.eval_json("math", "tabom", 1, "full", "test"))
     assert tabom["counts"]["math_chain"] == 3 and tabom["counts"]["ood_format"] == 2  # OOD keeps n_eval
@@ -199,4 +199,7 @@ def test_powered_comparison_sizes_and_secondary_seeds(quick_plan: Any, tmp_path:
     comp = [c for c in results["comparisons"] if c["decoding"] == "full" and c["scope"] == "in_domain"
             and c["method"] in ("tabom", "t3d") and c["baseline"] == "sft_sd"]
     assert {c["method"]: c["n_problems"] for c in comp} == {"tabom": 6, "t3d": 4}  # 2 families x 3 / x 2
-    assert "Powered comparison: math-trained models" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "Powered comparison: math-trained models" in text and "(2 seeds for SFT-SD and TABOM on math)" in text
+    assert set(results["main"]["math"]["full"]["TABOM"]["per_seed"]) == {"0", "1"}
+    assert set(results["training"]["math"]["TABOM"]) == {"0", "1"}

@@ -51,7 +51,9 @@ def test_mode_defaults_and_knobs() -> None:
     default = make_plan(False)
     assert (full.n_train, full.n_tds) == (400, 16) and (default.n_eval, default.n_eval_ood) == (64, 16)
     assert (default.n_eval_powered, default.secondary_seeds, default.n_val) == (600, 1, 16)
-    assert default.seeds == (0, 1, 2, 3, 4)  # the powered comparison: docs/benchmarks.md
+    assert default.seeds == (0, 1, 2) and default.domain_seeds == {"math": 5}  # docs/benchmarks.md
+    assert default.powered_seeds("math") == (0, 1, 2, 3, 4) and default.powered_seeds("code") == (0, 1, 2)
+    assert make_plan(False, seeds=2).domain_seeds == {}  # an explicit --seeds is every domain's
     assert (quick.n_eval_powered, quick.secondary_seeds) == (None, None)  # quick: one size, one seed
     assert make_plan(False, n_eval=700).n_eval_powered == 700  # never below --n-eval
     assert full.eval_families("code") == ["code_trace", "code_func", "math_chain", "math_linear",
@@ -67,8 +69,10 @@ def test_bad_plans_name_the_field() -> None:
         make_plan(True, train_steps=0)
     with pytest.raises(ValueError, match=r"n_eval_powered: must be >= n_eval \(64\)"):
         make_plan(False, n_eval_powered=10)
-    with pytest.raises(ValueError, match=r"secondary_seeds: must be in \[1, 5\]"):
-        make_plan(False, secondary_seeds=6)
+    with pytest.raises(ValueError, match=r"secondary_seeds: must be in \[1, 3\]"):
+        make_plan(False, secondary_seeds=4)
+    with pytest.raises(ValueError, match="domain_seeds: physics=2: a domain of the plan"):
+        make_plan(False, domain_seeds={"physics": 2})
 
 
 def test_store_markers(tmp_path: Path) -> None:
