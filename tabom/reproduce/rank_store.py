@@ -10,17 +10,20 @@ deletes stale artifacts and writes the completion markers; ``make`` runs on ever
 the collective work: sharded decoding, DDP/FSDP training) and writes its artifact on rank 0 only.
 After a step ran, the ranks meet at a barrier once the marker is written, so every rank reads the
 finished artifact of a step before the next one. One process (``Shard(0, 1)``) is the plain
-:class:`Store`: no broadcast, no barrier.
+:class:`Store`: no broadcast, no barrier. A question of the caller's own about the files
+(``rank0_answer(store, lambda: ...)``) is asked the same way: on rank 0 only, answer broadcast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from tabom.eval.sharding import Shard
 from tabom.reproduce.store import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,3 +60,15 @@ class RankStore(Store):
         if ran:  # the same answer on every rank (rank 0's, from done)
             self.shard.barrier()  # nobody reads the artifact before its marker exists
         return ran
+
+
+def rank0_answer(store: Store, question: Callable[[], T]) -> T:
+    """``question()`` asked on rank 0 of a :class:`RankStore` and its answer broadcast (a collective:
+    every rank calls it at the same point); ``question()`` itself for a plain :class:`Store`.
+
+    For a decision about files that rank 0 may delete right after: no other rank reads them, and
+    every rank takes the same branch.
+    """
+    if isinstance(store, RankStore):
+        return store.shard.broadcast(question() if store.shard.is_main else None)  # type: ignore[no-any-return]
+    return question()
