@@ -188,6 +188,43 @@ def test_two_processes_give_the_one_process_results(tiny_dirs: dict[str, Path], 
     assert gathered == single
 
 
+def test_task_documents_follows_limit_and_samples() -> None:
+    """The count lm-eval deals over the ranks: --samples' length, else --limit capped by the documents."""
+    from types import SimpleNamespace
+
+    from tabom.commands.lm_eval import task_documents
+
+    task = SimpleNamespace(eval_docs=[{}] * 5)
+    assert task_documents(task, None, None) == 5 and task_documents(task, 0, None) == 5
+    assert task_documents(task, 2, None) == 2 and task_documents(task, 9, None) == 5
+    assert task_documents(task, 2, [0, 3, 4]) == 3 and task_documents(task, 2, []) == 2
+
+
+def test_more_processes_than_documents_is_one_error(tiny_dirs: dict[str, Path], tmp_path: Path, offline: None) -> None:
+    """`tabom lm-eval` under torchrun with 2 processes on a 1-document task: one `error:` line naming the
+    task and the counts, exit 2 on both ranks (torchrun itself exits 1), no results or samples file."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    tasks = write_task(tmp_path)
+    (tmp_path / "data.jsonl").write_text(json.dumps({"question": "1+1=", "answer": "2"}) + "\n")
+    out = tmp_path / "out"
+    cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port",
+           str(29700 + os.getpid() % 1000), "-m", "tabom.cli", "lm-eval", "--model", "tabom", "--model_args",
+           f"model={tiny_dirs['a']},device=cpu,gen_length=8,steps=4", "--tasks", "tabom_local_echo",
+           "--include_path", str(tasks), "--output_path", str(out), "--log_samples"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    log = proc.stdout + proc.stderr
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert errors == ["error: lm-eval: task tabom_local_echo: 1 problem for 2 processes; run at most 1 process "
+                      "(torchrun --nproc_per_node 1), or more problems"], log[-4000:]
+    assert proc.returncode == 1 and re.findall(r"exitcode\s+: (-?\d+)", log) == ["2", "2"], log[-4000:]
+    assert log.count("Traceback") == 1 and "did not find any docs" not in log, log[-4000:]  # torchrun's own report
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
 def test_batch_size_auto_picks_by_memory_and_decodes_the_same(tiny_dirs: dict[str, Path]) -> None:
     """`batch_size=auto`: one request per batch with max_memory=1MB, all 3 with 100GB; the responses equal
     an explicit batch size's; lm-eval's own `--batch_size auto:4` asks for the same."""
