@@ -16,6 +16,8 @@ are gathered with gloo-compatible ``all_gather_object``.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +130,11 @@ def check_world_fits(counts: dict[str, int], where: str) -> None:
     short = sorted((n, name) for name, n in counts.items() if n < world)
     if not short:
         return
+    # Every rank leaves with 2, also when the launcher stops it (SIGTERM) after the first one exits;
+    # the other ranks wait a moment so that local rank 0 prints its line before anyone is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(2))
     if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
+        time.sleep(3)
         raise SystemExit(2)
     n, name = short[0]
     most = max(1, n)

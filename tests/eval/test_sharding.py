@@ -73,6 +73,7 @@ def test_more_processes_than_problems_is_an_error(tiny_dirs: dict[str, Path], tm
     gsm = _gsm(tmp_path / "one.jsonl", 1)
     proc = _eval(2, tiny_dirs["a"], f"gsm8k={gsm}", tmp_path / "out")
     assert proc.returncode != 0 and "exitcode  : 2" in proc.stderr
+    assert "exitcode  : -15" not in proc.stderr, proc.stderr[-3000:]  # no rank is recorded as killed
     assert proc.stderr.count("error: ") == 1, proc.stderr[-3000:]
     assert "error: --tasks: task gsm8k: 1 problem for 2 processes; run at most 1 process" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -92,6 +93,12 @@ def test_more_processes_than_problems_is_an_error(tiny_dirs: dict[str, Path], tm
 
 
 def test_world_fit_check_reads_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import time
+
+    handlers: list[Any] = []
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: handlers.append((sig, handler)))
+    monkeypatch.setattr(time, "sleep", lambda seconds: handlers.append(("sleep", seconds)))
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "0")
     check_world_fits({"a": 3, "b": 5}, "x")  # enough problems everywhere
@@ -101,6 +108,8 @@ def test_world_fit_check_reads_the_environment_only(monkeypatch: pytest.MonkeyPa
     with pytest.raises(SystemExit) as stop:  # another rank of the same machine: exit 2, silently
         check_world_fits({"a": 1}, "x")
     assert stop.value.code == 2
+    # every refusing rank turns the launcher's SIGTERM into exit 2; the others wait for rank 0's line
+    assert [h[0] for h in handlers] == [signal.SIGTERM, signal.SIGTERM, "sleep"] and handlers[-1][1] > 0
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE: expected an int"):
         check_world_fits({"a": 1}, "x")
