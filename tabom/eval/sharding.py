@@ -130,11 +130,13 @@ def check_world_fits(counts: dict[str, int], where: str) -> None:
     short = sorted((n, name) for name, n in counts.items() if n < world)
     if not short:
         return
-    # Every rank leaves with 2, also when the launcher stops it (SIGTERM) after the first one exits;
-    # the other ranks wait a moment so that local rank 0 prints its line before anyone is stopped.
+    # Every rank leaves with 2, also when the launcher stops it (SIGTERM) after the first one exits.
+    # Under a launcher the other ranks wait for that SIGTERM (at most a minute), so that local rank 0,
+    # however late it starts, prints its line before anyone is stopped; a rank run alone leaves at once.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(2))
     if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0) != 0:
-        time.sleep(3)
+        if os.environ.get("TORCHELASTIC_RUN_ID"):
+            time.sleep(60)
         raise SystemExit(2)
     n, name = short[0]
     most = max(1, n)

@@ -90,7 +90,7 @@ def main_readings(domain: str, decode: str, rows: dict[str, Any], fams: dict[str
             out.append(f"{where}: TABOM does not beat SFT-SD in-domain; it is {-d:.1f} points lower{on}"
                        f"{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
         else:
-            out.append(f"{where}: TABOM ties SFT-SD in-domain.")
+            out.append(f"{where}: TABOM ties SFT-SD in-domain{on}{noise('TABOM', 'SFT-SD', 'in_domain', within)}.")
     trained = {lab: r for lab, r in rows.items() if lab in TRAINED}
     if tabom and len(trained) > 1:
         above = [lab for lab, r in trained.items() if lab != "TABOM" and r["mean"]["in_avg"] > tabom["mean"]["in_avg"]]

@@ -105,11 +105,16 @@ def test_world_fit_check_reads_the_environment_only(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValueError, match="^x: b: 2 problems for 3 processes; run at most 2 processes"):
         check_world_fits({"a": 4, "b": 2, "c": 0} | {"c": 7}, "x")
     monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     with pytest.raises(SystemExit) as stop:  # another rank of the same machine: exit 2, silently
         check_world_fits({"a": 1}, "x")
     assert stop.value.code == 2
-    # every refusing rank turns the launcher's SIGTERM into exit 2; the others wait for rank 0's line
-    assert [h[0] for h in handlers] == [signal.SIGTERM, signal.SIGTERM, "sleep"] and handlers[-1][1] > 0
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "r")  # under torchrun: wait for its SIGTERM first
+    with pytest.raises(SystemExit):
+        check_world_fits({"a": 1}, "x")
+    # every refusing rank turns the launcher's SIGTERM into exit 2; under a launcher the others
+    # wait for it, so that rank 0's line comes first
+    assert [h[0] for h in handlers] == [signal.SIGTERM] * 3 + ["sleep"] and handlers[-1][1] >= 30
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE: expected an int"):
         check_world_fits({"a": 1}, "x")
