@@ -15,7 +15,7 @@ reproduction's evaluation files: TABOM against SFT-SD, seed against seed). The s
 interval, the figure the issue asks to be at most 2 points.
 
 Cost (measured). ``--from-run DIR`` adds up the seconds every step of a finished reproduction took
-(its results.json ``steps``) by kind of step, and prints the measured disagreements and intervals.
+(its step markers) by kind of step, and prints the measured disagreements and intervals.
 """
 
 from __future__ import annotations
@@ -84,17 +84,21 @@ def measured_disagreement(run: Path) -> dict[str, float]:
 
 
 def measured_cost(run: Path) -> dict[str, float]:
-    """Measured seconds of a reproduction folder by kind of step (the first word of each step's name:
-    trajectories, train, val, eval, tds), from its results.json ``steps`` (the steps of the invocation
-    that wrote it; cached steps count 0)."""
-    results = json.loads((run / "results.json").read_text())
+    """Measured seconds of every finished step of a reproduction folder, whichever invocation ran it,
+    by kind of step (from the step markers' ``seconds``): trajectories, training, val (per-epoch
+    choice), test full / parallel / threshold decoding, TDS."""
+    from tabom.reproduce.store import MARKER
+
     cost: dict[str, float] = {}
-    for step in results.get("steps", []):
-        name = step["name"]
-        kind = name.split()[0]
-        if kind == "eval":
-            kind += " " + name.rsplit("/", 1)[-1].split("_")[0]  # eval full / parallel / threshold-0.9
-        cost[kind] = cost.get(kind, 0.0) + float(step["seconds"])
+    for marker in run.rglob("*" + MARKER):
+        parts = marker.relative_to(run).parts
+        kind = {"data": "sft-gt data", "runs": "training", "tds": "tds"}.get(parts[0], parts[0])
+        if parts[0] == "eval":
+            name = parts[-1].removesuffix(MARKER).removesuffix(".json")
+            decode, _, split = name.partition("_")
+            kind = ("val (choice of the epoch)" if split.startswith("val-") else
+                    "grid and sweep (val)" if split == "val" else f"{split} {decode}")
+        cost[kind] = cost.get(kind, 0.0) + float(json.loads(marker.read_text()).get("seconds") or 0.0)
     return cost
 
 

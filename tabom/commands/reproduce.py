@@ -1,7 +1,7 @@
 """`tabom reproduce`: the paper's experiments on the tiny model, cached and resumable, with a report.
 
-    tabom reproduce --quick --out runs/repro_quick          # math only, one seed (about 11 min on 2 CPUs)
-    tabom reproduce --seeds 3 --out runs/repro              # both domains, ablation, grid, window sweep
+    tabom reproduce --quick --out runs/repro_quick          # math only, one seed, not powered (minutes on 2 CPUs)
+    tabom reproduce --out runs/repro                        # both domains, powered, ablation, grid, sweep (about 2 h)
     tabom reproduce --quick --n-train 8 --n-eval 4 --train-steps 3 --gen-length 16 --model /tmp/tiny
 
 Rerunning the same command skips every finished step (see docs/reproduce.md); the report is
