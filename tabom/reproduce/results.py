@@ -17,6 +17,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,13 @@ def eval_accuracy(path: Path, common: dict[str, int] | None = None) -> tuple[dic
     return acc, counts
 
 
-def first_ids(family: str, n: int) -> set[str]:
-    """Ids of a family's first ``n`` test problems (the draw of every evaluation with ``limit >= n``)."""
+@lru_cache(maxsize=None)
+def first_ids(family: str, n: int) -> frozenset[str]:
+    """Ids of a family's first ``n`` test problems (the draw of every evaluation with ``limit >= n``;
+    drawn once per arguments: every method, seed and decoding asks for the same draw)."""
     from tabom.tasks import get_family
 
-    return {p.id for p in get_family(family).problems("test", n, seed=0, at_most=True)}
+    return frozenset(p.id for p in get_family(family).problems("test", n, seed=0, at_most=True))
 
 
 def common_sizes(repro: Reproduction, domain: str) -> dict[str, int]:

@@ -280,6 +280,20 @@ def test_reproduce_counts_of_zero_are_errors_not_the_defaults(tmp_path, monkeypa
     assert not out.exists()
 
 
+def test_reproduce_powered_options_name_themselves(tmp_path, monkeypatch, capsys) -> None:
+    """--n-eval-powered, --secondary-seeds and --domain-seeds: one error line naming the option, exit 2,
+    nothing written."""
+    out = tmp_path / "r"
+    for args, message in (
+            (("--n-eval-powered", "10"), "error: --n-eval-powered: must be >= n_eval (64), got 10"),
+            (("--secondary-seeds", "4"), "error: --secondary-seeds: must be in [1, 3], got 4"),
+            (("--domain-seeds", "math5"), "error: --domain-seeds: 'math5' is not DOMAIN=N (e.g. math=5)"),
+            (("--domain-seeds", "physics=2"), "error: --domain-seeds: physics=2: a domain of the plan"),
+            (("--domain-seeds", "math=0"), "error: --domain-seeds: math=0: a domain of the plan and 1 to 100")):
+        one_error(in_process(monkeypatch, capsys, "reproduce", *args, "--out", str(out)), message)
+        assert not out.exists()
+
+
 # ---- runs that exist already --------------------------------------------------------------------
 
 
